@@ -1,0 +1,29 @@
+# loyalty: PGXS build.  `make && make install`, then `make installcheck`
+# against your own server, or scripts/test for a throwaway cluster.
+EXTENSION = loyalty
+MODULE_big = loyalty
+EXTVERSION = 0.1
+
+OBJS = src/loyalty.o src/balance.o src/balance_io.o src/balance_funcs.o src/tz.o
+HEADERS = src/balance.h src/loyalty_errors.h src/loyalty_util.h src/loyalty_tz.h
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+TESTS = $(wildcard sql/[0-9]*.sql)
+REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+PG_CFLAGS = -Wall -Wextra -Werror
+PG_CONFIG ?= pg_config
+# PostgreSQL's own headers are not -Wextra clean; treat them as system headers
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(OBJS): $(HEADERS)
+
+# pgTAP suite: needs a running server (PG* environment) with pgtap available.
+.PHONY: prove
+prove:
+	pg_prove --ext .sql -r test/

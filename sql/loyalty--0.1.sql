@@ -1,0 +1,753 @@
+-- loyalty 0.1: programs, members, an append-only ledger and the lots type.
+\echo Use "CREATE EXTENSION loyalty" to load this file. \quit
+
+------------------------------------------------------------------------------
+-- The lots type: a member's points as expiring lots (src/balance*.c)
+------------------------------------------------------------------------------
+
+CREATE TYPE loyalty.lots;
+
+CREATE FUNCTION loyalty.lots_in(cstring) RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_out(loyalty.lots) RETURNS cstring
+	AS 'MODULE_PATHNAME', 'lots_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_recv(internal) RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_send(loyalty.lots) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'lots_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE loyalty.lots (
+	INPUT = loyalty.lots_in,
+	OUTPUT = loyalty.lots_out,
+	RECEIVE = loyalty.lots_recv,
+	SEND = loyalty.lots_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = double,
+	STORAGE = extended
+);
+COMMENT ON TYPE loyalty.lots IS
+	'points as lots sorted by expiry, pending lots with their release instant, and debt';
+
+CREATE FUNCTION loyalty.lots_eq(loyalty.lots, loyalty.lots) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'lots_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_ne(loyalty.lots, loyalty.lots) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'lots_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OPERATOR loyalty.= (
+	LEFTARG = loyalty.lots, RIGHTARG = loyalty.lots, PROCEDURE = loyalty.lots_eq,
+	COMMUTATOR = OPERATOR(loyalty.=), NEGATOR = OPERATOR(loyalty.<>)
+);
+CREATE OPERATOR loyalty.<> (
+	LEFTARG = loyalty.lots, RIGHTARG = loyalty.lots, PROCEDURE = loyalty.lots_ne,
+	COMMUTATOR = OPERATOR(loyalty.<>), NEGATOR = OPERATOR(loyalty.=)
+);
+
+CREATE FUNCTION loyalty.lots_add(lots loyalty.lots, points bigint, expires_at timestamptz)
+	RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.lots_add(loyalty.lots, bigint, timestamptz) IS
+	'add a lot usable until expires_at (infinity: never expires); pays off debt first';
+
+CREATE FUNCTION loyalty.lots_add_pending(lots loyalty.lots, points bigint,
+										 release_at timestamptz, expires_at timestamptz)
+	RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_add_pending' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION loyalty.lots_spend(lots loyalty.lots, points bigint, as_of timestamptz,
+								   allow_debt boolean DEFAULT false,
+								   OUT remaining loyalty.lots, OUT drawn loyalty.lots)
+	AS 'MODULE_PATHNAME', 'lots_spend' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.lots_spend(loyalty.lots, bigint, timestamptz, boolean) IS
+	'spend FIFO by soonest expiry among lots usable at as_of; drawn holds what was taken';
+
+CREATE FUNCTION loyalty.lots_expire(lots loyalty.lots, as_of timestamptz,
+									OUT remaining loyalty.lots, OUT expired loyalty.lots)
+	AS 'MODULE_PATHNAME', 'lots_expire' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION loyalty.lots_settle(lots loyalty.lots, as_of timestamptz,
+									OUT remaining loyalty.lots, OUT released loyalty.lots)
+	AS 'MODULE_PATHNAME', 'lots_settle' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION loyalty.lots_merge(loyalty.lots, loyalty.lots) RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_merge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_subtract(loyalty.lots, loyalty.lots) RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_subtract' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_apply(state loyalty.lots, delta loyalty.lots, op text)
+	RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_apply' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION loyalty.lots_available(lots loyalty.lots, as_of timestamptz) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'lots_available' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_pending(lots loyalty.lots, as_of timestamptz) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'lots_pending' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_expiring(lots loyalty.lots, from_ts timestamptz, to_ts timestamptz)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'lots_expiring' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_total(loyalty.lots) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'lots_total' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_points(loyalty.lots) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'lots_points' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.lots_points(loyalty.lots) IS 'points in lots and pending lots, before debt';
+CREATE FUNCTION loyalty.lots_debt(loyalty.lots) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'lots_debt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION loyalty.lots_entries(lots loyalty.lots,
+									 OUT state text, OUT release_at timestamptz,
+									 OUT expires_at timestamptz, OUT points bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'lots_entries' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 4;
+
+-- Rebuild lots from ledger entries: replay(lots, op ORDER BY effective_at, id)
+CREATE AGGREGATE loyalty.replay(loyalty.lots, text) (
+	SFUNC = loyalty.lots_apply,
+	STYPE = loyalty.lots,
+	INITCOND = '{}',
+	PARALLEL = SAFE
+);
+
+------------------------------------------------------------------------------
+-- Time zones (src/tz.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION loyalty.tz_add(ts timestamptz, span interval, time_zone text)
+	RETURNS timestamptz
+	AS 'MODULE_PATHNAME', 'loyalty_tz_add' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.tz_add(timestamptz, interval, text) IS
+	'ts + span with months and days counted on the wall clock of time_zone (DST-safe)';
+
+CREATE FUNCTION loyalty.valid_time_zone(text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'loyalty_valid_time_zone' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+-- End of the period containing ts, plus extra whole periods, in time_zone.
+CREATE FUNCTION loyalty.period_end(ts timestamptz, period text, extra integer, time_zone text)
+	RETURNS timestamptz
+	LANGUAGE sql STABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	RETURN loyalty.tz_add(
+		date_trunc(period, ts, time_zone),
+		CASE period
+			WHEN 'day' THEN make_interval(days => extra + 1)
+			WHEN 'week' THEN make_interval(weeks => extra + 1)
+			WHEN 'month' THEN make_interval(months => extra + 1)
+			WHEN 'quarter' THEN make_interval(months => 3 * (extra + 1))
+			WHEN 'year' THEN make_interval(years => extra + 1)
+		END,
+		time_zone);
+
+------------------------------------------------------------------------------
+-- Configuration and data
+------------------------------------------------------------------------------
+
+CREATE TABLE loyalty.programs (
+	id				serial PRIMARY KEY,
+	code			text NOT NULL UNIQUE CHECK (code ~ '^[A-Za-z0-9_.-]{1,64}$'),
+	name			text NOT NULL,
+	currency		text NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$'),
+	points_per_unit numeric NOT NULL DEFAULT 1 CHECK (points_per_unit >= 0),
+	rounding		text NOT NULL DEFAULT 'floor'
+					CHECK (rounding IN ('floor', 'half_up', 'ceil')),
+	point_value		numeric NOT NULL DEFAULT 0.01 CHECK (point_value >= 0),
+	expiry_policy	text NOT NULL DEFAULT 'never'
+					CHECK (expiry_policy IN ('never', 'after', 'period_end')),
+	expiry_interval interval CHECK (expiry_interval > interval '0'),
+	expiry_period	text CHECK (expiry_period IN ('month', 'quarter', 'year')),
+	expiry_extra_periods integer NOT NULL DEFAULT 0 CHECK (expiry_extra_periods BETWEEN 0 AND 1000),
+	pending_interval interval NOT NULL DEFAULT interval '0'
+					CHECK (pending_interval >= interval '0'),
+	time_zone		text NOT NULL DEFAULT 'UTC' CHECK (loyalty.valid_time_zone(time_zone)),
+	is_default		boolean NOT NULL DEFAULT false,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT expiry_after_needs_interval
+		CHECK ((expiry_policy = 'after') = (expiry_interval IS NOT NULL)),
+	CONSTRAINT expiry_period_end_needs_period
+		CHECK ((expiry_policy = 'period_end') = (expiry_period IS NOT NULL))
+);
+CREATE UNIQUE INDEX programs_one_default ON loyalty.programs (is_default) WHERE is_default;
+COMMENT ON TABLE loyalty.programs IS 'loyalty programs, one row each; configure by INSERT/UPDATE';
+
+CREATE TABLE loyalty.members (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	member_key		text NOT NULL,
+	balance			loyalty.lots NOT NULL DEFAULT '{}',
+	enrolled_at		timestamptz NOT NULL DEFAULT now(),
+	last_activity_at timestamptz,
+	UNIQUE (program_id, member_key)
+);
+COMMENT ON TABLE loyalty.members IS
+	'members keyed by the application''s customer key (as text); balance = lots after every ledger entry';
+
+CREATE TABLE loyalty.ledger (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	member_id		bigint NOT NULL REFERENCES loyalty.members (id),
+	kind			text NOT NULL CHECK (kind IN ('earn', 'pending', 'release', 'redeem',
+												  'expire', 'adjust', 'reverse', 'transfer')),
+	points			bigint NOT NULL,
+	lots			loyalty.lots NOT NULL,
+	reference		text,
+	reason			text,
+	effective_at	timestamptz NOT NULL,
+	recorded_at		timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT release_moves_no_points CHECK (kind <> 'release' OR points = 0),
+	-- a credit adds its lots (and any debt it carries); a debit removes its
+	-- lots and leaves its debt part owed
+	CONSTRAINT points_match_lots CHECK (points = CASE
+		WHEN kind = 'release' THEN 0
+		WHEN points < 0 THEN -(loyalty.lots_points(lots) + loyalty.lots_debt(lots))
+		ELSE loyalty.lots_total(lots) END)
+);
+CREATE INDEX ledger_member_time ON loyalty.ledger (member_id, effective_at, id);
+CREATE UNIQUE INDEX ledger_reference ON loyalty.ledger
+	(program_id, (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END), reference)
+	WHERE reference IS NOT NULL AND kind IN ('earn', 'pending', 'redeem', 'adjust');
+COMMENT ON TABLE loyalty.ledger IS
+	'append-only: every movement of points; lots holds exactly which lots it added or removed';
+
+CREATE FUNCTION loyalty.ledger_append_only() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'loyalty.ledger is append-only'
+		USING ERRCODE = 'LY005',
+			  DETAIL = format('%s is not allowed on the ledger.', TG_OP),
+			  HINT = 'Correct a balance with loyalty.adjust(), which records a new entry.';
+END
+$$;
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON loyalty.ledger
+	FOR EACH ROW EXECUTE FUNCTION loyalty.ledger_append_only();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON loyalty.ledger
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.ledger_append_only();
+
+SELECT pg_catalog.pg_extension_config_dump('loyalty.programs', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.programs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.members', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.members_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger_id_seq', '');
+
+------------------------------------------------------------------------------
+-- Internal helpers (not part of the API)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION loyalty._program(code text) RETURNS loyalty.programs
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs;
+BEGIN
+	IF code IS NULL THEN
+		SELECT * INTO p FROM loyalty.programs WHERE is_default;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'no default loyalty program'
+				USING ERRCODE = 'LY003',
+					  HINT = 'Pass program => ''code'' or mark one program with is_default = true.';
+		END IF;
+	ELSE
+		SELECT * INTO p FROM loyalty.programs WHERE programs.code = _program.code;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'loyalty program "%" does not exist', code
+				USING ERRCODE = 'LY003',
+					  HINT = 'See SELECT code FROM loyalty.programs.';
+		END IF;
+	END IF;
+	RETURN p;
+END
+$$;
+
+CREATE FUNCTION loyalty._member(program loyalty.programs, member_key text, for_update boolean)
+	RETURNS loyalty.members
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	m loyalty.members;
+BEGIN
+	IF member_key IS NULL THEN
+		RAISE EXCEPTION 'member key must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF for_update THEN
+		SELECT * INTO m FROM loyalty.members
+		 WHERE program_id = program.id AND members.member_key = _member.member_key
+		   FOR UPDATE;
+	ELSE
+		SELECT * INTO m FROM loyalty.members
+		 WHERE program_id = program.id AND members.member_key = _member.member_key;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'member "%" is not enrolled in loyalty program "%"', member_key, program.code
+			USING ERRCODE = 'LY002',
+				  HINT = 'Enroll the member first with loyalty.enroll().';
+	END IF;
+	RETURN m;
+END
+$$;
+
+-- When points earned at "at" expire under the program's policy.
+CREATE FUNCTION loyalty.expiry_for(program loyalty.programs, at timestamptz)
+	RETURNS timestamptz
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	RETURN CASE program.expiry_policy
+		WHEN 'never' THEN 'infinity'::timestamptz
+		WHEN 'after' THEN loyalty.tz_add(at, program.expiry_interval, program.time_zone)
+		WHEN 'period_end' THEN loyalty.period_end(at, program.expiry_period,
+												  program.expiry_extra_periods, program.time_zone)
+	END;
+
+-- Points for a purchase amount under the program's rate and rounding.
+CREATE FUNCTION loyalty.points_for(amount numeric, program text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	raw numeric;
+BEGIN
+	IF amount IS NULL THEN
+		RETURN NULL;
+	END IF;
+	raw := amount * p.points_per_unit;
+	raw := CASE p.rounding
+		WHEN 'floor' THEN floor(raw)
+		WHEN 'ceil' THEN ceil(raw)
+		ELSE CASE WHEN raw >= 0 THEN floor(raw + 0.5) ELSE -floor(-raw + 0.5) END
+	END;
+	IF raw > 9223372036854775807 OR raw < -9223372036854775807 THEN
+		RAISE EXCEPTION 'points for amount % out of range', amount USING ERRCODE = '22003';
+	END IF;
+	RETURN raw::bigint;
+END
+$$;
+
+CREATE FUNCTION loyalty._check_points(points bigint) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF points IS NULL OR points <= 0 THEN
+		RAISE EXCEPTION 'points must be positive'
+			USING ERRCODE = '22023',
+				  DETAIL = format('Got %s.', coalesce(points::text, 'NULL')),
+				  HINT = 'Use loyalty.adjust() with a negative delta to remove points.';
+	END IF;
+END
+$$;
+
+-- Write release and expiry entries due at "at" and return the member's new lots.
+CREATE FUNCTION loyalty._settle(m loyalty.members, at timestamptz) RETURNS loyalty.lots
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	s record;
+	e record;
+	cur loyalty.lots;
+BEGIN
+	s := loyalty.lots_settle(m.balance, at);
+	FOR e IN SELECT * FROM loyalty.lots_entries(s.released) LOOP
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
+		VALUES (m.program_id, m.id, 'release', 0,
+				loyalty.lots_add_pending('{}', e.points, e.release_at, e.expires_at), e.release_at);
+	END LOOP;
+	cur := s.remaining;
+	s := loyalty.lots_expire(cur, at);
+	FOR e IN SELECT * FROM loyalty.lots_entries(s.expired) WHERE lots_entries.state = 'lot' LOOP
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
+		VALUES (m.program_id, m.id, 'expire', -e.points,
+				loyalty.lots_add('{}', e.points, e.expires_at), e.expires_at);
+	END LOOP;
+	RETURN s.remaining;
+END
+$$;
+
+-- An earlier entry under the same reference: the same request (return it) or a conflict.
+CREATE FUNCTION loyalty._replayed(program loyalty.programs, op text, reference text,
+								  member_id bigint, points bigint)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	l loyalty.ledger;
+BEGIN
+	IF reference IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT * INTO l FROM loyalty.ledger
+	 WHERE ledger.program_id = program.id
+	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
+	   AND ledger.reference = _replayed.reference
+	   AND kind IN ('earn', 'pending', 'redeem', 'adjust');
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	IF l.member_id <> _replayed.member_id OR l.points <> _replayed.points THEN
+		RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
+						reference, op, program.code
+			USING ERRCODE = 'LY004',
+				  DETAIL = format('Ledger entry %s holds %s points for member id %s.',
+								  l.id, l.points, l.member_id),
+				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+	END IF;
+	RETURN l;
+END
+$$;
+
+------------------------------------------------------------------------------
+-- Member functions.  Each takes the member key first and the program last.
+-- The key may be bigint, uuid, text or any type: it is stored as its text
+-- form.  The anyelement wrappers convert the key as the caller; the text
+-- versions do the work as the extension owner with a pinned search_path.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION loyalty.enroll(member text, program text DEFAULT NULL,
+								   at timestamptz DEFAULT now())
+	RETURNS loyalty.members
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members;
+BEGIN
+	IF member IS NULL THEN
+		RAISE EXCEPTION 'member key must not be null' USING ERRCODE = '22004';
+	END IF;
+	INSERT INTO loyalty.members (program_id, member_key, enrolled_at)
+	VALUES (p.id, member, coalesce(at, now()))
+	ON CONFLICT (program_id, member_key) DO NOTHING
+	RETURNING * INTO m;
+	IF NOT FOUND THEN
+		SELECT * INTO m FROM loyalty.members WHERE program_id = p.id AND member_key = member;
+	END IF;
+	RETURN m;
+END
+$$;
+
+CREATE FUNCTION loyalty.enroll(member anyelement, program text DEFAULT NULL,
+							   at timestamptz DEFAULT now())
+	RETURNS loyalty.members
+	LANGUAGE sql
+	AS $$ SELECT loyalty.enroll(member::text, program, at) $$;
+COMMENT ON FUNCTION loyalty.enroll(anyelement, text, timestamptz) IS
+	'enroll a member (idempotent); returns the member row';
+
+CREATE FUNCTION loyalty.earn(member text, points bigint, reference text DEFAULT NULL,
+								 at timestamptz DEFAULT now(), program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members;
+	l loyalty.ledger;
+	expires timestamptz;
+	release_at timestamptz;
+	credit loyalty.lots;
+	is_pending boolean;
+BEGIN
+	PERFORM loyalty._check_points(points);
+	IF at IS NULL OR NOT isfinite(at) THEN
+		RAISE EXCEPTION 'earning time must be a finite timestamp' USING ERRCODE = '22008';
+	END IF;
+	m := loyalty._member(p, member, true);
+	l := loyalty._replayed(p, 'earn', reference, m.id, points);
+	IF l.id IS NOT NULL THEN
+		RETURN l;
+	END IF;
+
+	expires := loyalty.expiry_for(p, at);
+	release_at := loyalty.tz_add(at, p.pending_interval, p.time_zone);
+	-- pending while the pending period runs, or until a future earning time
+	is_pending := release_at > at OR release_at > now();
+	IF is_pending THEN
+		credit := loyalty.lots_add_pending('{}', points, release_at, expires);
+	ELSE
+		credit := loyalty.lots_add('{}', points, expires);
+	END IF;
+
+	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
+	VALUES (p.id, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
+			points, credit, reference, at)
+	RETURNING * INTO l;
+	m.balance := loyalty.lots_merge(m.balance, credit);
+	UPDATE loyalty.members
+	   SET balance = loyalty._settle(m, now()),
+		   last_activity_at = greatest(last_activity_at, at)
+	 WHERE id = m.id;
+	RETURN l;
+END
+$$;
+
+CREATE FUNCTION loyalty.earn(member anyelement, points bigint, reference text DEFAULT NULL,
+							 at timestamptz DEFAULT now(), program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE sql
+	AS $$ SELECT loyalty.earn(member::text, points, reference, at, program) $$;
+COMMENT ON FUNCTION loyalty.earn(anyelement, bigint, text, timestamptz, text) IS
+	'credit points earned at "at"; idempotent on reference; returns the ledger entry';
+
+CREATE FUNCTION loyalty.redeem(member text, points bigint, reference text DEFAULT NULL,
+								   program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members;
+	l loyalty.ledger;
+	s record;
+BEGIN
+	PERFORM loyalty._check_points(points);
+	m := loyalty._member(p, member, true);
+	l := loyalty._replayed(p, 'redeem', reference, m.id, -points);
+	IF l.id IS NOT NULL THEN
+		RETURN l;
+	END IF;
+	m.balance := loyalty._settle(m, now());
+	s := loyalty.lots_spend(m.balance, points, now());	-- LY001 when short
+	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
+	VALUES (p.id, m.id, 'redeem', -points, s.drawn, reference, now())
+	RETURNING * INTO l;
+	UPDATE loyalty.members
+	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
+	 WHERE id = m.id;
+	RETURN l;
+END
+$$;
+
+CREATE FUNCTION loyalty.redeem(member anyelement, points bigint, reference text DEFAULT NULL,
+							   program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE sql
+	AS $$ SELECT loyalty.redeem(member::text, points, reference, program) $$;
+COMMENT ON FUNCTION loyalty.redeem(anyelement, bigint, text, text) IS
+	'spend points FIFO by soonest expiry; idempotent on reference; LY001 when short';
+
+CREATE FUNCTION loyalty.adjust(member text, delta bigint, reason text,
+								   reference text DEFAULT NULL, program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members;
+	l loyalty.ledger;
+	s record;
+	moved loyalty.lots;
+BEGIN
+	IF delta IS NULL OR delta = 0 THEN
+		RAISE EXCEPTION 'adjustment must not be zero' USING ERRCODE = '22023';
+	END IF;
+	IF delta = -9223372036854775808 THEN
+		RAISE EXCEPTION 'adjustment out of range' USING ERRCODE = '22003';
+	END IF;
+	IF reason IS NULL OR btrim(reason) = '' THEN
+		RAISE EXCEPTION 'an adjustment needs a reason'
+			USING ERRCODE = '22023', HINT = 'Say why, e.g. ''goodwill: late delivery''.';
+	END IF;
+	m := loyalty._member(p, member, true);
+	l := loyalty._replayed(p, 'adjust', reference, m.id, delta);
+	IF l.id IS NOT NULL THEN
+		RETURN l;
+	END IF;
+	m.balance := loyalty._settle(m, now());
+	IF delta > 0 THEN
+		moved := loyalty.lots_add('{}', delta, loyalty.expiry_for(p, now()));
+		m.balance := loyalty.lots_merge(m.balance, moved);
+	ELSE
+		s := loyalty.lots_spend(m.balance, -delta, now());
+		moved := s.drawn;
+		m.balance := s.remaining;
+	END IF;
+	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
+								effective_at)
+	VALUES (p.id, m.id, 'adjust', delta, moved, reference, reason, now())
+	RETURNING * INTO l;
+	UPDATE loyalty.members
+	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now())
+	 WHERE id = m.id;
+	RETURN l;
+END
+$$;
+
+CREATE FUNCTION loyalty.adjust(member anyelement, delta bigint, reason text,
+							   reference text DEFAULT NULL, program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE sql
+	AS $$ SELECT loyalty.adjust(member::text, delta, reason, reference, program) $$;
+COMMENT ON FUNCTION loyalty.adjust(anyelement, bigint, text, text, text) IS
+	'add (delta > 0) or remove (delta < 0, FIFO) points with a reason';
+
+-- The member's lots as of an instant: the stored lots when no entry lies
+-- after as_of, otherwise a replay of the ledger up to as_of.
+CREATE FUNCTION loyalty.member_lots(member text, as_of timestamptz DEFAULT now(),
+								 program text DEFAULT NULL)
+	RETURNS loyalty.lots
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members := loyalty._member(p, member, false);
+	r loyalty.lots;
+BEGIN
+	IF as_of IS NULL THEN
+		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM loyalty.ledger
+				    WHERE member_id = m.id AND effective_at > as_of) THEN
+		RETURN m.balance;
+	END IF;
+	SELECT loyalty.replay(lots, CASE WHEN kind = 'release' THEN 'release'
+									 WHEN points < 0 THEN 'debit' ELSE 'credit' END
+						  ORDER BY effective_at, id)
+	  INTO r
+	  FROM loyalty.ledger
+	 WHERE member_id = m.id AND effective_at <= as_of;
+	RETURN r;
+END
+$$;
+
+CREATE FUNCTION loyalty.member_lots(member anyelement, as_of timestamptz DEFAULT now(),
+									program text DEFAULT NULL)
+	RETURNS loyalty.lots
+	LANGUAGE sql STABLE
+	AS $$ SELECT loyalty.member_lots(member::text, as_of, program) $$;
+COMMENT ON FUNCTION loyalty.member_lots(anyelement, timestamptz, text) IS
+	'the member''s lots as of an instant (replayed from the ledger for past instants)';
+
+CREATE FUNCTION loyalty.balance(member text, as_of timestamptz DEFAULT now(),
+								program text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN loyalty.lots_available(loyalty.member_lots(member, as_of, program), as_of);
+COMMENT ON FUNCTION loyalty.balance(text, timestamptz, text) IS
+	'points available to spend as of an instant (expired and pending points excluded)';
+
+CREATE FUNCTION loyalty.balance(member anyelement, as_of timestamptz DEFAULT now(),
+								program text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE sql STABLE
+	AS $$ SELECT loyalty.balance(member::text, as_of, program) $$;
+
+CREATE FUNCTION loyalty.balance_detail(member text, as_of timestamptz DEFAULT now(),
+									   program text DEFAULT NULL,
+									   OUT available bigint, OUT pending bigint,
+									   OUT expiring_30d bigint, OUT debt bigint,
+									   OUT lots loyalty.lots)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+	SELECT loyalty.lots_available(l, as_of), loyalty.lots_pending(l, as_of),
+		   loyalty.lots_expiring(l, as_of, as_of + interval '30 days'),
+		   loyalty.lots_debt(l), l
+	  FROM loyalty.member_lots(member, as_of, program) AS l
+$$;
+
+CREATE FUNCTION loyalty.balance_detail(member anyelement, as_of timestamptz DEFAULT now(),
+									   program text DEFAULT NULL,
+									   OUT available bigint, OUT pending bigint,
+									   OUT expiring_30d bigint, OUT debt bigint,
+									   OUT lots loyalty.lots)
+	LANGUAGE sql STABLE
+	AS $$ SELECT * FROM loyalty.balance_detail(member::text, as_of, program) $$;
+
+CREATE FUNCTION loyalty.expiring(member text, within interval DEFAULT interval '30 days',
+									 as_of timestamptz DEFAULT now(), program text DEFAULT NULL)
+	RETURNS TABLE (expires_at timestamptz, points bigint)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	l loyalty.lots := loyalty.member_lots(member, as_of, program);
+BEGIN
+	IF within IS NULL OR within < interval '0' THEN
+		RAISE EXCEPTION 'within must be a non-negative interval' USING ERRCODE = '22023';
+	END IF;
+	RETURN QUERY
+		SELECT e.expires_at, sum(e.points)::bigint
+		  FROM loyalty.lots_entries(l) e
+		 WHERE e.state <> 'debt'
+		   AND (e.release_at IS NULL OR e.release_at <= as_of)
+		   AND e.expires_at > as_of AND e.expires_at <= as_of + within
+		 GROUP BY e.expires_at
+		 ORDER BY e.expires_at;
+END
+$$;
+
+CREATE FUNCTION loyalty.expiring(member anyelement, within interval DEFAULT interval '30 days',
+								 as_of timestamptz DEFAULT now(), program text DEFAULT NULL)
+	RETURNS TABLE (expires_at timestamptz, points bigint)
+	LANGUAGE sql STABLE
+	AS $$ SELECT * FROM loyalty.expiring(member::text, within, as_of, program) $$;
+
+CREATE FUNCTION loyalty.statement(member text, from_ts timestamptz DEFAULT '-infinity',
+									  to_ts timestamptz DEFAULT 'infinity',
+									  program text DEFAULT NULL)
+	RETURNS TABLE (id bigint, effective_at timestamptz, kind text, points bigint,
+				   running_total bigint, reference text, reason text,
+				   expires_at timestamptz, recorded_at timestamptz)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members := loyalty._member(p, member, false);
+	opening bigint;
+BEGIN
+	IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts THEN
+		RAISE EXCEPTION 'statement period is empty or null' USING ERRCODE = '22023',
+			HINT = 'Pass from_ts <= to_ts.';
+	END IF;
+	SELECT coalesce(sum(l.points), 0) INTO opening
+	  FROM loyalty.ledger l WHERE l.member_id = m.id AND l.effective_at < from_ts;
+	RETURN QUERY
+		SELECT l.id, l.effective_at, l.kind, l.points,
+			   (opening + sum(l.points) OVER (ORDER BY l.effective_at, l.id))::bigint,
+			   l.reference, l.reason,
+			   (SELECT max(e.expires_at) FROM loyalty.lots_entries(l.lots) e),
+			   l.recorded_at
+		  FROM loyalty.ledger l
+		 WHERE l.member_id = m.id AND l.effective_at >= from_ts AND l.effective_at < to_ts
+		 ORDER BY l.effective_at, l.id;
+END
+$$;
+
+CREATE FUNCTION loyalty.statement(member anyelement, from_ts timestamptz DEFAULT '-infinity',
+								  to_ts timestamptz DEFAULT 'infinity', program text DEFAULT NULL)
+	RETURNS TABLE (id bigint, effective_at timestamptz, kind text, points bigint,
+				   running_total bigint, reference text, reason text,
+				   expires_at timestamptz, recorded_at timestamptz)
+	LANGUAGE sql STABLE
+	AS $$ SELECT * FROM loyalty.statement(member::text, from_ts, to_ts, program) $$;
+COMMENT ON FUNCTION loyalty.statement(anyelement, timestamptz, timestamptz, text) IS
+	'ledger entries effective in [from_ts, to_ts) with a running total';
+
+-- Members whose stored lots disagree with their ledger.  Empty means healthy.
+CREATE FUNCTION loyalty.verify()
+	RETURNS TABLE (member_id bigint, program_code text, member_key text,
+				   ledger_sum bigint, balance_total bigint, problem text)
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+	WITH sums AS (
+		SELECT l.member_id, sum(l.points) AS s FROM loyalty.ledger l GROUP BY l.member_id
+	)
+	SELECT m.id, p.code, m.member_key, coalesce(sums.s, 0)::bigint,
+		   loyalty.lots_total(m.balance),
+		   'balance total differs from the sum of the ledger'
+	  FROM loyalty.members m
+	  JOIN loyalty.programs p ON p.id = m.program_id
+	  LEFT JOIN sums ON sums.member_id = m.id
+	 WHERE coalesce(sums.s, 0) <> loyalty.lots_total(m.balance)
+	 ORDER BY m.id
+$$;
+COMMENT ON FUNCTION loyalty.verify() IS
+	'rows for every member whose balance differs from the sum of its ledger entries';

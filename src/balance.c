@@ -1,0 +1,536 @@
+/*
+ * Operations on a member's lots (see balance.h for the model).
+ *
+ * Every operation works on a BalanceBuf copy and raises an error before the
+ * caller can store anything, so a failed spend leaves the stored balance as
+ * it was.
+ */
+#include "postgres.h"
+
+#include "utils/timestamp.h"
+
+#include "balance.h"
+#include "loyalty_errors.h"
+#include "loyalty_util.h"
+
+static void
+check_positive(int64 points, const char *what)
+{
+	if (points <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be positive", what),
+				 errdetail("Got %lld.", (long long) points)));
+}
+
+void
+balance_check_timestamp(TimestampTz ts, const char *what, bool allow_infinity)
+{
+	if (ts == DT_NOEND && allow_infinity)
+		return;
+	if (TIMESTAMP_NOT_FINITE(ts) || !IS_VALID_TIMESTAMP(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s must be a finite timestamp%s", what,
+						allow_infinity ? " or infinity" : "")));
+}
+
+void
+balbuf_init(BalanceBuf *buf)
+{
+	memset(buf, 0, sizeof(BalanceBuf));
+}
+
+static void
+reserve_lots(BalanceBuf *buf, int extra)
+{
+	int			need = buf->nlots + extra;
+
+	if (need > BALANCE_MAX_LOTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a balance cannot hold more than %d lots", BALANCE_MAX_LOTS),
+				 errhint("Use an expiry policy that groups points into fewer expiry instants.")));
+	if (need <= buf->maxlots)
+		return;
+	buf->maxlots = Max(need, Max(8, buf->maxlots * 2));
+	if (buf->lots)
+		buf->lots = repalloc(buf->lots, sizeof(BalanceLot) * buf->maxlots);
+	else
+		buf->lots = palloc(sizeof(BalanceLot) * buf->maxlots);
+}
+
+static void
+reserve_pending(BalanceBuf *buf, int extra)
+{
+	int			need = buf->npending + extra;
+
+	if (need > BALANCE_MAX_LOTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a balance cannot hold more than %d pending lots", BALANCE_MAX_LOTS)));
+	if (need <= buf->maxpending)
+		return;
+	buf->maxpending = Max(need, Max(4, buf->maxpending * 2));
+	if (buf->pending)
+		buf->pending = repalloc(buf->pending, sizeof(PendingLot) * buf->maxpending);
+	else
+		buf->pending = palloc(sizeof(PendingLot) * buf->maxpending);
+}
+
+void
+balbuf_from_balance(BalanceBuf *buf, const Balance *b)
+{
+	balbuf_init(buf);
+	reserve_lots(buf, b->nlots + 1);
+	reserve_pending(buf, b->npending + 1);
+	memcpy(buf->lots, BALANCE_LOTS(b), sizeof(BalanceLot) * b->nlots);
+	memcpy(buf->pending, BALANCE_PENDING(b), sizeof(PendingLot) * b->npending);
+	buf->nlots = b->nlots;
+	buf->npending = b->npending;
+	buf->debt = b->debt;
+	buf->sum = 0;
+	for (int i = 0; i < b->nlots; i++)
+		buf->sum = loyalty_add_points(buf->sum, buf->lots[i].points);
+	for (int i = 0; i < b->npending; i++)
+		buf->sum = loyalty_add_points(buf->sum, buf->pending[i].points);
+}
+
+Balance *
+balbuf_to_balance(const BalanceBuf *buf)
+{
+	Size		size = BALANCE_SIZE(buf->nlots, buf->npending);
+	Balance    *b = palloc0(size);
+
+	SET_VARSIZE(b, size);
+	b->nlots = buf->nlots;
+	b->npending = buf->npending;
+	b->debt = buf->debt;
+	if (buf->nlots > 0)
+		memcpy(BALANCE_LOTS(b), buf->lots, sizeof(BalanceLot) * buf->nlots);
+	if (buf->npending > 0)
+		memcpy(BALANCE_PENDING(b), buf->pending, sizeof(PendingLot) * buf->npending);
+	return b;
+}
+
+/* first index whose expires >= ts */
+static int
+lot_search(const BalanceBuf *buf, TimestampTz ts)
+{
+	int			lo = 0,
+				hi = buf->nlots;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (buf->lots[mid].expires < ts)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+pending_cmp(TimestampTz r1, TimestampTz e1, TimestampTz r2, TimestampTz e2)
+{
+	if (r1 != r2)
+		return r1 < r2 ? -1 : 1;
+	if (e1 != e2)
+		return e1 < e2 ? -1 : 1;
+	return 0;
+}
+
+static int
+pending_search(const BalanceBuf *buf, TimestampTz release, TimestampTz expires)
+{
+	int			lo = 0,
+				hi = buf->npending;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		PendingLot *p = &buf->pending[mid];
+
+		if (pending_cmp(p->release, p->expires, release, expires) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* insert or merge a lot, no debt handling */
+static void
+insert_lot(BalanceBuf *buf, int64 points, TimestampTz expires)
+{
+	int			i = lot_search(buf, expires);
+
+	buf->sum = loyalty_add_points(buf->sum, points);
+	if (i < buf->nlots && buf->lots[i].expires == expires)
+	{
+		buf->lots[i].points = loyalty_add_points(buf->lots[i].points, points);
+		return;
+	}
+	reserve_lots(buf, 1);
+	memmove(&buf->lots[i + 1], &buf->lots[i], sizeof(BalanceLot) * (buf->nlots - i));
+	buf->lots[i].expires = expires;
+	buf->lots[i].points = points;
+	buf->nlots++;
+}
+
+static void
+remove_lot(BalanceBuf *buf, int i)
+{
+	memmove(&buf->lots[i], &buf->lots[i + 1], sizeof(BalanceLot) * (buf->nlots - i - 1));
+	buf->nlots--;
+}
+
+static void
+remove_pending(BalanceBuf *buf, int i)
+{
+	memmove(&buf->pending[i], &buf->pending[i + 1],
+			sizeof(PendingLot) * (buf->npending - i - 1));
+	buf->npending--;
+}
+
+void
+balbuf_add_debt(BalanceBuf *buf, int64 points)
+{
+	if (points < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("debt must not be negative")));
+	buf->debt = loyalty_add_points(buf->debt, points);
+}
+
+/* New points pay off debt first; what is left becomes a lot. */
+void
+balbuf_add_lot(BalanceBuf *buf, int64 points, TimestampTz expires)
+{
+	check_positive(points, "points");
+	balance_check_timestamp(expires, "expiry", true);
+	if (buf->debt > 0)
+	{
+		int64		paid = Min(buf->debt, points);
+
+		buf->debt -= paid;
+		points -= paid;
+		/* the paid part leaves debt and lots alike, so sum is unchanged */
+		if (points == 0)
+			return;
+	}
+	insert_lot(buf, points, expires);
+}
+
+void
+balbuf_add_pending(BalanceBuf *buf, int64 points, TimestampTz release, TimestampTz expires)
+{
+	int			i;
+
+	check_positive(points, "points");
+	balance_check_timestamp(release, "release time", false);
+	balance_check_timestamp(expires, "expiry", true);
+	if (expires <= release)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pending points must expire after they are released")));
+	buf->sum = loyalty_add_points(buf->sum, points);
+	i = pending_search(buf, release, expires);
+	if (i < buf->npending &&
+		pending_cmp(buf->pending[i].release, buf->pending[i].expires, release, expires) == 0)
+	{
+		buf->pending[i].points = loyalty_add_points(buf->pending[i].points, points);
+		return;
+	}
+	reserve_pending(buf, 1);
+	memmove(&buf->pending[i + 1], &buf->pending[i],
+			sizeof(PendingLot) * (buf->npending - i));
+	buf->pending[i].release = release;
+	buf->pending[i].expires = expires;
+	buf->pending[i].points = points;
+	buf->npending++;
+}
+
+/* Move pending lots released by as_of into the usable lots. */
+void
+balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released)
+{
+	int			n = 0;
+
+	/* pending is sorted by release, so released lots are a prefix */
+	while (n < buf->npending && buf->pending[n].release <= as_of)
+		n++;
+	for (int i = 0; i < n; i++)
+	{
+		PendingLot	p = buf->pending[i];
+
+		if (released)
+			balbuf_add_pending(released, p.points, p.release, p.expires);
+		buf->sum -= p.points;
+		balbuf_add_lot(buf, p.points, p.expires);
+	}
+	if (n > 0)
+	{
+		memmove(&buf->pending[0], &buf->pending[n], sizeof(PendingLot) * (buf->npending - n));
+		buf->npending -= n;
+	}
+}
+
+/* Remove everything expired at as_of (expires <= as_of). */
+void
+balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
+{
+	int			n = lot_search(buf, as_of + (as_of == DT_NOEND ? 0 : 1));
+
+	/* lots with expires <= as_of; infinity expires only at infinity */
+	if (as_of == DT_NOEND)
+		n = buf->nlots;
+	for (int i = 0; i < n; i++)
+	{
+		if (expired)
+			insert_lot(expired, buf->lots[i].points, buf->lots[i].expires);
+		buf->sum -= buf->lots[i].points;
+	}
+	if (n > 0)
+	{
+		memmove(&buf->lots[0], &buf->lots[n], sizeof(BalanceLot) * (buf->nlots - n));
+		buf->nlots -= n;
+	}
+	for (int i = buf->npending - 1; i >= 0; i--)
+	{
+		PendingLot	p = buf->pending[i];
+
+		if (p.expires <= as_of)
+		{
+			if (expired)
+				balbuf_add_pending(expired, p.points, p.release, p.expires);
+			buf->sum -= p.points;
+			remove_pending(buf, i);
+		}
+	}
+}
+
+/*
+ * Spend FIFO by soonest expiry among lots usable at as_of.  Without
+ * allow_debt, spending more than is available is an error; with it, the
+ * shortfall becomes debt (a reversal of points already spent).
+ */
+void
+balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
+			 BalanceBuf *drawn)
+{
+	int			first;
+	int64		usable = 0;
+	int64		need = points;
+	int			i;
+
+	check_positive(points, "points");
+	balbuf_settle(buf, as_of, NULL);
+	first = (as_of == DT_NOEND) ? buf->nlots : lot_search(buf, as_of + 1);
+
+	/* debt owed is paid from usable lots before anything else */
+	for (i = first; i < buf->nlots && buf->debt > 0; i++)
+	{
+		int64		paid = Min(buf->debt, buf->lots[i].points);
+
+		buf->lots[i].points -= paid;
+		buf->debt -= paid;
+		buf->sum -= paid;
+	}
+	for (i = first; i < buf->nlots; i++)
+		usable += buf->lots[i].points;
+
+	if (usable < need && !allow_debt)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOYALTY_INSUFFICIENT_POINTS),
+				 errmsg("insufficient points"),
+				 errdetail("%lld points are available, %lld requested.",
+						   (long long) (usable - buf->debt), (long long) points),
+				 errhint("Check loyalty.balance() before redeeming.")));
+
+	for (i = first; i < buf->nlots && need > 0; i++)
+	{
+		int64		take = Min(need, buf->lots[i].points);
+
+		if (take == 0)
+			continue;
+		buf->lots[i].points -= take;
+		buf->sum -= take;
+		need -= take;
+		if (drawn)
+			insert_lot(drawn, take, buf->lots[i].expires);
+	}
+	for (i = buf->nlots - 1; i >= first; i--)
+		if (buf->lots[i].points == 0)
+			remove_lot(buf, i);
+
+	if (need > 0)
+	{
+		balbuf_add_debt(buf, need);
+		if (drawn)
+			balbuf_add_debt(drawn, need);
+	}
+}
+
+/* Give back lots (a cancelled redemption) or apply a ledger credit. */
+void
+balbuf_merge(BalanceBuf *buf, const BalanceBuf *other)
+{
+	for (int i = 0; i < other->nlots; i++)
+		balbuf_add_lot(buf, other->lots[i].points, other->lots[i].expires);
+	for (int i = 0; i < other->npending; i++)
+		balbuf_add_pending(buf, other->pending[i].points,
+						   other->pending[i].release, other->pending[i].expires);
+	balbuf_add_debt(buf, other->debt);
+}
+
+/* Remove exactly the given lots; they must be there. */
+void
+balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
+{
+	for (int j = 0; j < other->nlots; j++)
+	{
+		const BalanceLot *o = &other->lots[j];
+		int			i = lot_search(buf, o->expires);
+
+		if (i >= buf->nlots || buf->lots[i].expires != o->expires ||
+			buf->lots[i].points < o->points)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOYALTY_INCONSISTENT_LOTS),
+					 errmsg("balance does not hold the lots being removed"),
+					 errdetail("%lld points expiring at %s are missing.",
+							   (long long) o->points, timestamptz_to_str(o->expires))));
+		buf->lots[i].points -= o->points;
+		buf->sum -= o->points;
+		if (buf->lots[i].points == 0)
+			remove_lot(buf, i);
+	}
+	for (int j = 0; j < other->npending; j++)
+	{
+		const PendingLot *o = &other->pending[j];
+		int			i = pending_search(buf, o->release, o->expires);
+
+		if (i >= buf->npending ||
+			pending_cmp(buf->pending[i].release, buf->pending[i].expires,
+						o->release, o->expires) != 0 ||
+			buf->pending[i].points < o->points)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOYALTY_INCONSISTENT_LOTS),
+					 errmsg("balance does not hold the pending lots being removed"),
+					 errdetail("%lld points pending until %s are missing.",
+							   (long long) o->points, timestamptz_to_str(o->release))));
+		buf->pending[i].points -= o->points;
+		buf->sum -= o->points;
+		if (buf->pending[i].points == 0)
+			remove_pending(buf, i);
+	}
+	balbuf_add_debt(buf, other->debt);
+}
+
+int64
+balbuf_available(const BalanceBuf *buf, TimestampTz as_of)
+{
+	int64		sum = 0;
+
+	/* sums of validated lots cannot overflow: buf->sum bounds them */
+	for (int i = buf->nlots - 1; i >= 0 && buf->lots[i].expires > as_of; i--)
+		sum += buf->lots[i].points;
+	for (int i = 0; i < buf->npending && buf->pending[i].release <= as_of; i++)
+		if (buf->pending[i].expires > as_of)
+			sum += buf->pending[i].points;
+	return sum - buf->debt;
+}
+
+int64
+balbuf_pending(const BalanceBuf *buf, TimestampTz as_of)
+{
+	int64		sum = 0;
+
+	for (int i = buf->npending - 1; i >= 0 && buf->pending[i].release > as_of; i--)
+		sum += buf->pending[i].points;
+	return sum;
+}
+
+/* Points usable at "from" that stop being usable by "to": from < expires <= to. */
+int64
+balbuf_expiring(const BalanceBuf *buf, TimestampTz from, TimestampTz to)
+{
+	int64		sum = 0;
+
+	for (int i = 0; i < buf->nlots && buf->lots[i].expires <= to; i++)
+		if (buf->lots[i].expires > from)
+			sum += buf->lots[i].points;
+	for (int i = 0; i < buf->npending && buf->pending[i].release <= from; i++)
+		if (buf->pending[i].expires > from && buf->pending[i].expires <= to)
+			sum += buf->pending[i].points;
+	return sum;
+}
+
+int64
+balbuf_total(const BalanceBuf *buf)
+{
+	return buf->sum - buf->debt;
+}
+
+static void
+invalid(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid loyalty.lots value"),
+			 errdetail("%s", detail)));
+}
+
+/* Check a stored or received value before anything trusts its layout. */
+void
+balance_validate(const Balance *b, Size size)
+{
+	int64		sum = 0;
+	const BalanceLot *lots;
+	const PendingLot *pend;
+
+	if (size < sizeof(Balance))
+		invalid("The value is truncated.");
+	if (b->nlots < 0 || b->npending < 0 ||
+		b->nlots > BALANCE_MAX_LOTS || b->npending > BALANCE_MAX_LOTS)
+		invalid("Lot counts are out of range.");
+	if (size != BALANCE_SIZE(b->nlots, b->npending))
+		invalid("The size does not match the lot counts.");
+	if (b->flags != 0)
+		invalid("Unknown flags are set.");
+	if (b->debt < 0)
+		invalid("Debt is negative.");
+	lots = BALANCE_LOTS(b);
+	pend = BALANCE_PENDING(b);
+	for (int i = 0; i < b->nlots; i++)
+	{
+		if (lots[i].points <= 0)
+			invalid("A lot has no points.");
+		if (lots[i].expires != DT_NOEND &&
+			(TIMESTAMP_NOT_FINITE(lots[i].expires) || !IS_VALID_TIMESTAMP(lots[i].expires)))
+			invalid("A lot has an invalid expiry.");
+		if (i > 0 && lots[i - 1].expires >= lots[i].expires)
+			invalid("Lots are not sorted by expiry.");
+		if (pg_add_s64_overflow(sum, lots[i].points, &sum))
+			invalid("The points total does not fit in a bigint.");
+	}
+	for (int i = 0; i < b->npending; i++)
+	{
+		if (pend[i].points <= 0)
+			invalid("A pending lot has no points.");
+		if (TIMESTAMP_NOT_FINITE(pend[i].release) || !IS_VALID_TIMESTAMP(pend[i].release))
+			invalid("A pending lot has an invalid release time.");
+		if (pend[i].expires != DT_NOEND &&
+			(TIMESTAMP_NOT_FINITE(pend[i].expires) || !IS_VALID_TIMESTAMP(pend[i].expires)))
+			invalid("A pending lot has an invalid expiry.");
+		if (pend[i].expires <= pend[i].release)
+			invalid("A pending lot expires before it is released.");
+		if (i > 0 && pending_cmp(pend[i - 1].release, pend[i - 1].expires,
+								 pend[i].release, pend[i].expires) >= 0)
+			invalid("Pending lots are not sorted.");
+		if (pg_add_s64_overflow(sum, pend[i].points, &sum))
+			invalid("The points total does not fit in a bigint.");
+	}
+}

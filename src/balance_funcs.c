@@ -1,0 +1,304 @@
+/*
+ * SQL-callable functions on loyalty.lots.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "balance.h"
+#include "loyalty_errors.h"
+
+PG_FUNCTION_INFO_V1(lots_add);
+PG_FUNCTION_INFO_V1(lots_add_pending);
+PG_FUNCTION_INFO_V1(lots_spend);
+PG_FUNCTION_INFO_V1(lots_expire);
+PG_FUNCTION_INFO_V1(lots_settle);
+PG_FUNCTION_INFO_V1(lots_merge);
+PG_FUNCTION_INFO_V1(lots_subtract);
+PG_FUNCTION_INFO_V1(lots_apply);
+PG_FUNCTION_INFO_V1(lots_available);
+PG_FUNCTION_INFO_V1(lots_pending);
+PG_FUNCTION_INFO_V1(lots_expiring);
+PG_FUNCTION_INFO_V1(lots_total);
+PG_FUNCTION_INFO_V1(lots_debt);
+PG_FUNCTION_INFO_V1(lots_points);
+PG_FUNCTION_INFO_V1(lots_entries);
+PG_FUNCTION_INFO_V1(lots_eq);
+PG_FUNCTION_INFO_V1(lots_ne);
+
+static void
+load(BalanceBuf *buf, Datum d)
+{
+	balbuf_from_balance(buf, DatumGetBalanceP(d));
+}
+
+/* result of an operation that splits a balance: (balance, moved lots) */
+static Datum
+pair_result(FunctionCallInfo fcinfo, BalanceBuf *kept, BalanceBuf *moved)
+{
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("function returning record called in context that cannot accept type record")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = PointerGetDatum(balbuf_to_balance(kept));
+	values[1] = PointerGetDatum(balbuf_to_balance(moved));
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+Datum
+lots_add(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_add_lot(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2));
+	PG_RETURN_BALANCE_P(balbuf_to_balance(&buf));
+}
+
+Datum
+lots_add_pending(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_add_pending(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2),
+					   PG_GETARG_TIMESTAMPTZ(3));
+	PG_RETURN_BALANCE_P(balbuf_to_balance(&buf));
+}
+
+Datum
+lots_spend(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf,
+				drawn;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_init(&drawn);
+	balbuf_spend(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2),
+				 PG_GETARG_BOOL(3), &drawn);
+	return pair_result(fcinfo, &buf, &drawn);
+}
+
+Datum
+lots_expire(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf,
+				expired;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_init(&expired);
+	balbuf_expire(&buf, PG_GETARG_TIMESTAMPTZ(1), &expired);
+	return pair_result(fcinfo, &buf, &expired);
+}
+
+Datum
+lots_settle(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf,
+				released;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_init(&released);
+	balbuf_settle(&buf, PG_GETARG_TIMESTAMPTZ(1), &released);
+	return pair_result(fcinfo, &buf, &released);
+}
+
+Datum
+lots_merge(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	a,
+				b;
+
+	load(&a, PG_GETARG_DATUM(0));
+	load(&b, PG_GETARG_DATUM(1));
+	balbuf_merge(&a, &b);
+	PG_RETURN_BALANCE_P(balbuf_to_balance(&a));
+}
+
+Datum
+lots_subtract(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	a,
+				b;
+
+	load(&a, PG_GETARG_DATUM(0));
+	load(&b, PG_GETARG_DATUM(1));
+	balbuf_subtract(&a, &b);
+	PG_RETURN_BALANCE_P(balbuf_to_balance(&a));
+}
+
+/*
+ * Replay one ledger entry: the transition function of loyalty.replay().
+ * op is 'credit' (lots added), 'debit' (lots removed) or 'release'
+ * (pending lots become usable).  A NULL state is an empty balance.
+ */
+Datum
+lots_apply(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	state,
+				delta;
+	char	   *op;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("replay operation must not be null")));
+	if (PG_ARGISNULL(0))
+		balbuf_init(&state);
+	else
+		load(&state, PG_GETARG_DATUM(0));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
+	load(&delta, PG_GETARG_DATUM(1));
+	op = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (strcmp(op, "credit") == 0)
+		balbuf_merge(&state, &delta);
+	else if (strcmp(op, "debit") == 0)
+		balbuf_subtract(&state, &delta);
+	else if (strcmp(op, "release") == 0)
+	{
+		/* the released pending lots leave pending and arrive as lots */
+		BalanceBuf	pend = delta;
+
+		pend.nlots = 0;
+		pend.debt = 0;
+		balbuf_subtract(&state, &pend);
+		for (int i = 0; i < delta.npending; i++)
+			balbuf_add_lot(&state, delta.pending[i].points, delta.pending[i].expires);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown replay operation \"%s\"", op),
+				 errhint("Use credit, debit or release.")));
+	PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
+}
+
+Datum
+lots_available(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	PG_RETURN_INT64(balbuf_available(&buf, PG_GETARG_TIMESTAMPTZ(1)));
+}
+
+Datum
+lots_pending(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	PG_RETURN_INT64(balbuf_pending(&buf, PG_GETARG_TIMESTAMPTZ(1)));
+}
+
+Datum
+lots_expiring(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	PG_RETURN_INT64(balbuf_expiring(&buf, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_TIMESTAMPTZ(2)));
+}
+
+Datum
+lots_total(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	PG_RETURN_INT64(balbuf_total(&buf));
+}
+
+Datum
+lots_debt(PG_FUNCTION_ARGS)
+{
+	Balance    *b = PG_GETARG_BALANCE_P(0);
+
+	PG_RETURN_INT64(b->debt);
+}
+
+/* points held in lots and pending lots, before debt */
+Datum
+lots_points(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	PG_RETURN_INT64(buf.sum);
+}
+
+/* One row per lot: (state, points, release_at, expires_at). */
+Datum
+lots_entries(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Balance    *b = PG_GETARG_BALANCE_P(0);
+	BalanceLot *lots = BALANCE_LOTS(b);
+	PendingLot *pend = BALANCE_PENDING(b);
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < b->nlots; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, true, false, false};
+
+		values[0] = CStringGetTextDatum("lot");
+		values[1] = (Datum) 0;
+		values[2] = TimestampTzGetDatum(lots[i].expires);
+		values[3] = Int64GetDatum(lots[i].points);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	for (int i = 0; i < b->npending; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = CStringGetTextDatum("pending");
+		values[1] = TimestampTzGetDatum(pend[i].release);
+		values[2] = TimestampTzGetDatum(pend[i].expires);
+		values[3] = Int64GetDatum(pend[i].points);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	if (b->debt > 0)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, true, true, false};
+
+		values[0] = CStringGetTextDatum("debt");
+		values[1] = values[2] = (Datum) 0;
+		values[3] = Int64GetDatum(-b->debt);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Values are stored canonical (sorted, merged), so equality is bytewise. */
+static bool
+balance_equal(Datum a, Datum b)
+{
+	Balance    *x = DatumGetBalanceP(a);
+	Balance    *y = DatumGetBalanceP(b);
+
+	return VARSIZE(x) == VARSIZE(y) && memcmp(x, y, VARSIZE(x)) == 0;
+}
+
+Datum
+lots_eq(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(balance_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
+}
+
+Datum
+lots_ne(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!balance_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
+}
