@@ -53,6 +53,8 @@ parse_points(char **p, const char *input)
 	char	   *s = skip_space(*p);
 	int64		v = 0;
 
+	if (*s == '-')
+		syntax_error(input, "Points must be positive.");
 	if (!isdigit((unsigned char) *s))
 		syntax_error(input, "Expected a number of points.");
 	while (isdigit((unsigned char) *s))
@@ -151,12 +153,12 @@ lots_in(PG_FUNCTION_ARGS)
 
 	balbuf_init(&buf);
 	if (*p != '{')
-		syntax_error(input, "A balance starts with \"{\".");
+		syntax_error(input, "A lots value starts with \"{\".");
 	end = p + strlen(p);
 	while (end > p && isspace((unsigned char) end[-1]))
 		end--;
 	if (end - p < 2 || end[-1] != '}')
-		syntax_error(input, "A balance ends with \"}\".");
+		syntax_error(input, "A lots value ends with \"}\".");
 	end[-1] = '\0';
 	p++;
 
