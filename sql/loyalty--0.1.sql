@@ -154,6 +154,7 @@ CREATE TABLE loyalty.programs (
 					CHECK (pending_interval >= interval '0'),
 	time_zone		text NOT NULL DEFAULT 'UTC' CHECK (loyalty.valid_time_zone(time_zone)),
 	is_default		boolean NOT NULL DEFAULT false,
+	auto_enroll		boolean NOT NULL DEFAULT true,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT expiry_after_needs_interval
 		CHECK ((expiry_policy = 'after') = (expiry_interval IS NOT NULL)),
@@ -170,10 +171,69 @@ CREATE TABLE loyalty.members (
 	balance			loyalty.lots NOT NULL DEFAULT '{}',
 	enrolled_at		timestamptz NOT NULL DEFAULT now(),
 	last_activity_at timestamptz,
+	first_purchase_at timestamptz,
+	tier			text,
 	UNIQUE (program_id, member_key)
 );
 COMMENT ON TABLE loyalty.members IS
 	'members keyed by the application''s customer key (as text); balance = lots after every ledger entry';
+
+CREATE TABLE loyalty.earning_rules (
+	id				serial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	name			text NOT NULL,
+	kind			text NOT NULL
+					CHECK (kind IN ('multiplier', 'bonus', 'minimum', 'cap', 'first_purchase')),
+	priority		integer NOT NULL DEFAULT 100,
+	exclusive		boolean NOT NULL DEFAULT false,
+	active			boolean NOT NULL DEFAULT true,
+	-- conditions: a rule applies when every condition given matches
+	tier			text,
+	channel			text,
+	category		text,
+	store			text,
+	valid_from		timestamptz,
+	valid_until		timestamptz,
+	days_of_week	integer[] CHECK (days_of_week <@ '{1,2,3,4,5,6,7}'
+									 AND cardinality(days_of_week) > 0),
+	hour_from		integer CHECK (hour_from BETWEEN 0 AND 23),
+	hour_until		integer CHECK (hour_until BETWEEN 0 AND 24),
+	min_amount		numeric CHECK (min_amount >= 0),
+	-- effects
+	multiplier		numeric CHECK (multiplier >= 0),
+	points			bigint CHECK (points >= 0),
+	cap_period		text CHECK (cap_period IN ('day', 'week', 'month', 'quarter', 'year')),
+	CONSTRAINT hours_come_in_pairs CHECK ((hour_from IS NULL) = (hour_until IS NULL)),
+	CONSTRAINT hours_not_empty CHECK (hour_from IS NULL OR hour_from <> hour_until),
+	CONSTRAINT validity_not_empty CHECK (valid_from < valid_until),
+	CONSTRAINT multiplier_needs_factor CHECK (kind <> 'multiplier' OR multiplier IS NOT NULL),
+	CONSTRAINT points_rules_need_points
+		CHECK (kind NOT IN ('bonus', 'first_purchase', 'cap') OR points IS NOT NULL),
+	CONSTRAINT cap_needs_period CHECK ((kind = 'cap') = (cap_period IS NOT NULL)),
+	CONSTRAINT minimum_needs_amount CHECK (kind <> 'minimum' OR min_amount IS NOT NULL)
+);
+CREATE INDEX earning_rules_program ON loyalty.earning_rules (program_id);
+COMMENT ON TABLE loyalty.earning_rules IS
+	'earning rules evaluated in C for every tracked purchase; see docs/concepts.md for the order';
+
+CREATE TABLE loyalty.tracked_tables (
+	id				serial PRIMARY KEY,
+	table_name		regclass NOT NULL UNIQUE,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	member_column	name NOT NULL,
+	amount_column	name NOT NULL,
+	time_column		name,
+	reference_columns name[] NOT NULL CHECK (cardinality(reference_columns) BETWEEN 1 AND 32),
+	status_column	name,
+	reversed_statuses text[] NOT NULL DEFAULT '{refunded,cancelled}',
+	channel_column	name,
+	category_column name,
+	store_column	name,
+	active			boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE loyalty.tracked_tables IS
+	'application tables whose rows earn points; managed by track_purchases()/untrack_purchases()';
 
 CREATE TABLE loyalty.ledger (
 	id				bigserial PRIMARY KEY,
@@ -187,6 +247,7 @@ CREATE TABLE loyalty.ledger (
 	reason			text,
 	effective_at	timestamptz NOT NULL,
 	recorded_at		timestamptz NOT NULL DEFAULT now(),
+	track_id		integer REFERENCES loyalty.tracked_tables (id),
 	CONSTRAINT release_moves_no_points CHECK (kind <> 'release' OR points = 0),
 	-- a credit adds its lots (and any debt it carries); a debit removes its
 	-- lots and leaves its debt part owed
@@ -196,9 +257,14 @@ CREATE TABLE loyalty.ledger (
 		ELSE loyalty.lots_total(lots) END)
 );
 CREATE INDEX ledger_member_time ON loyalty.ledger (member_id, effective_at, id);
+-- requests through the API are idempotent on (program, operation, reference)
 CREATE UNIQUE INDEX ledger_reference ON loyalty.ledger
 	(program_id, (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END), reference)
-	WHERE reference IS NOT NULL AND kind IN ('earn', 'pending', 'redeem', 'adjust');
+	WHERE reference IS NOT NULL AND track_id IS NULL
+	  AND kind IN ('earn', 'pending', 'redeem', 'adjust');
+-- a tracked purchase is awarded once: its initial entry is unique
+CREATE UNIQUE INDEX ledger_purchase_award ON loyalty.ledger (track_id, reference)
+	WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending');
 COMMENT ON TABLE loyalty.ledger IS
 	'append-only: every movement of points; lots holds exactly which lots it added or removed';
 
@@ -223,6 +289,20 @@ SELECT pg_catalog.pg_extension_config_dump('loyalty.programs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.members', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.members_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.earning_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.earning_rules_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tracked_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tracked_tables_id_seq', '');
+
+-- Configuration changes reach every backend's rule cache (src/rules.c).
+CREATE FUNCTION loyalty.config_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'loyalty_config_changed' LANGUAGE C;
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.programs
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.earning_rules
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.tracked_tables
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
 SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger_id_seq', '');
 
 ------------------------------------------------------------------------------
@@ -379,6 +459,7 @@ BEGIN
 	 WHERE ledger.program_id = program.id
 	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
 	   AND ledger.reference = _replayed.reference
+	   AND ledger.track_id IS NULL
 	   AND kind IN ('earn', 'pending', 'redeem', 'adjust');
 	IF NOT FOUND THEN
 		RETURN NULL;
@@ -751,3 +832,170 @@ AS $$
 $$;
 COMMENT ON FUNCTION loyalty.verify() IS
 	'rows for every member whose balance differs from the sum of its ledger entries';
+
+------------------------------------------------------------------------------
+-- Automatic accrual from the application's purchases table (src/purchases.c)
+------------------------------------------------------------------------------
+
+-- Triggers run as the extension owner so that the application's role needs
+-- no rights on loyalty's tables; the C code checks that the tracked-table id
+-- it is given belongs to the table it fires on.
+CREATE FUNCTION loyalty.purchase_insert() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'loyalty_purchase_insert' LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION loyalty.purchase_change() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'loyalty_purchase_change' LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION loyalty._column_type(tbl regclass, col name, what text) RETURNS oid
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t oid;
+BEGIN
+	IF col IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT atttypid INTO t FROM pg_attribute
+	 WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl
+			USING ERRCODE = '42703',
+				  DETAIL = format('It was given as the %s column.', what),
+				  HINT = format('Columns of %s: %s.', tbl,
+								(SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+								   FROM pg_attribute
+								  WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped));
+	END IF;
+	RETURN t;
+END
+$$;
+
+CREATE FUNCTION loyalty._drop_triggers(tbl regclass) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t name;
+BEGIN
+	FOR t IN SELECT tgname FROM pg_trigger
+			  WHERE tgrelid = tbl AND tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_change')
+	LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', t, tbl);
+	END LOOP;
+END
+$$;
+
+CREATE FUNCTION loyalty.track_purchases(
+	tbl regclass,
+	member_column name,
+	amount_column name,
+	time_column name DEFAULT NULL,
+	reference_columns name[] DEFAULT NULL,
+	status_column name DEFAULT NULL,
+	reversed_statuses text[] DEFAULT '{refunded,cancelled}',
+	channel_column name DEFAULT NULL,
+	category_column name DEFAULT NULL,
+	store_column name DEFAULT NULL,
+	program text DEFAULT NULL)
+	RETURNS integer
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	kind "char";
+	t oid;
+	c name;
+	refs name[] := reference_columns;
+	track_id integer;
+BEGIN
+	IF tbl IS NULL OR member_column IS NULL OR amount_column IS NULL THEN
+		RAISE EXCEPTION 'table, member column and amount column are required' USING ERRCODE = '22004';
+	END IF;
+	SELECT relkind INTO kind FROM pg_class WHERE oid = tbl;
+	IF kind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
+	END IF;
+	IF tbl::oid IN ('loyalty.ledger'::regclass, 'loyalty.members'::regclass) THEN
+		RAISE EXCEPTION 'loyalty''s own tables cannot be tracked' USING ERRCODE = '42809';
+	END IF;
+
+	PERFORM loyalty._column_type(tbl, member_column, 'member');
+	t := loyalty._column_type(tbl, amount_column, 'amount');
+	IF t NOT IN ('numeric'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+				 'float4'::regtype, 'float8'::regtype) THEN
+		RAISE EXCEPTION 'amount column "%" has type %', amount_column, format_type(t, NULL)
+			USING ERRCODE = '42804',
+				  HINT = 'The amount must be numeric, an integer or a float type.';
+	END IF;
+	t := loyalty._column_type(tbl, time_column, 'purchase time');
+	IF t IS NOT NULL AND t NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+		RAISE EXCEPTION 'purchase time column "%" has type %', time_column, format_type(t, NULL)
+			USING ERRCODE = '42804',
+				  HINT = 'Use timestamptz, timestamp (read in the program''s time zone) or date.';
+	END IF;
+	PERFORM loyalty._column_type(tbl, status_column, 'status');
+	PERFORM loyalty._column_type(tbl, channel_column, 'channel');
+	PERFORM loyalty._column_type(tbl, category_column, 'category');
+	PERFORM loyalty._column_type(tbl, store_column, 'store');
+
+	IF refs IS NULL THEN
+		SELECT array_agg(a.attname ORDER BY k.ord) INTO refs
+		  FROM pg_index i
+		  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		 WHERE i.indrelid = tbl AND i.indisprimary;
+		IF refs IS NULL THEN
+			RAISE EXCEPTION 'table "%" has no primary key to identify purchases', tbl
+				USING ERRCODE = '42P10',
+					  HINT = 'Pass reference_columns => ''{order_id}''.';
+		END IF;
+	END IF;
+	FOREACH c IN ARRAY refs LOOP
+		PERFORM loyalty._column_type(tbl, c, 'reference');
+	END LOOP;
+
+	INSERT INTO loyalty.tracked_tables AS tt
+		(table_name, program_id, member_column, amount_column, time_column, reference_columns,
+		 status_column, reversed_statuses, channel_column, category_column, store_column, active)
+	VALUES (tbl, p.id, member_column, amount_column, time_column, refs, status_column,
+			coalesce(reversed_statuses, '{}'), channel_column, category_column, store_column, true)
+	ON CONFLICT (table_name) DO UPDATE
+		SET program_id = excluded.program_id, member_column = excluded.member_column,
+			amount_column = excluded.amount_column, time_column = excluded.time_column,
+			reference_columns = excluded.reference_columns, status_column = excluded.status_column,
+			reversed_statuses = excluded.reversed_statuses, channel_column = excluded.channel_column,
+			category_column = excluded.category_column, store_column = excluded.store_column,
+			active = true
+	RETURNING tt.id INTO track_id;
+
+	PERFORM loyalty._drop_triggers(tbl);
+	EXECUTE format('CREATE TRIGGER loyalty_purchase_insert AFTER INSERT ON %s'
+				   ' REFERENCING NEW TABLE AS loyalty_new_purchases'
+				   ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
+				   tbl, track_id);
+	EXECUTE format('CREATE TRIGGER loyalty_purchase_change AFTER UPDATE OR DELETE ON %s'
+				   ' FOR EACH ROW EXECUTE FUNCTION loyalty.purchase_change(%L)',
+				   tbl, track_id);
+	RETURN track_id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.track_purchases(regclass, name, name, name, name[], name, text[], name, name, name, text) IS
+	'award points for the rows of an application table; returns the tracking id';
+
+CREATE FUNCTION loyalty.untrack_purchases(tbl regclass) RETURNS boolean
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	PERFORM loyalty._drop_triggers(tbl);
+	-- the row stays (inactive): awards keep their link, and tracking again
+	-- reuses the id so that no purchase is awarded twice
+	UPDATE loyalty.tracked_tables SET active = false WHERE table_name = tbl AND active;
+	RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION loyalty.untrack_purchases(regclass) IS
+	'stop awarding points for a table; earlier awards stay in the ledger';

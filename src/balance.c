@@ -374,6 +374,65 @@ balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
 	}
 }
 
+/*
+ * Take back points awarded in error (a refunded purchase): first from the
+ * award's own lots (prefer), pending or not, then FIFO from other usable
+ * lots; what cannot be taken becomes debt, never silently dropped.
+ */
+void
+balbuf_reverse(BalanceBuf *buf, int64 points, TimestampTz as_of,
+			   const BalanceBuf *prefer, BalanceBuf *drawn)
+{
+	int64		need = points;
+
+	check_positive(points, "points");
+	for (int j = 0; prefer && j < prefer->npending && need > 0; j++)
+	{
+		const PendingLot *o = &prefer->pending[j];
+		int			i = pending_search(buf, o->release, o->expires);
+
+		if (i < buf->npending &&
+			pending_cmp(buf->pending[i].release, buf->pending[i].expires,
+						o->release, o->expires) == 0)
+		{
+			int64		take = Min(need, Min(o->points, buf->pending[i].points));
+
+			buf->pending[i].points -= take;
+			buf->sum -= take;
+			need -= take;
+			if (drawn)
+				balbuf_add_pending(drawn, take, o->release, o->expires);
+			if (buf->pending[i].points == 0)
+				remove_pending(buf, i);
+		}
+	}
+	balbuf_settle(buf, as_of, NULL);
+	for (int pass = 0; prefer && pass < 2 && need > 0; pass++)
+	{
+		int			n = pass == 0 ? prefer->nlots : prefer->npending;
+
+		for (int j = 0; j < n && need > 0; j++)
+		{
+			TimestampTz expires = pass == 0 ? prefer->lots[j].expires : prefer->pending[j].expires;
+			int64		want = pass == 0 ? prefer->lots[j].points : prefer->pending[j].points;
+			int			i = lot_search(buf, expires);
+
+			if (expires <= as_of || i >= buf->nlots || buf->lots[i].expires != expires)
+				continue;
+			want = Min(need, Min(want, buf->lots[i].points));
+			buf->lots[i].points -= want;
+			buf->sum -= want;
+			need -= want;
+			if (drawn)
+				insert_lot(drawn, want, expires);
+			if (buf->lots[i].points == 0)
+				remove_lot(buf, i);
+		}
+	}
+	if (need > 0)
+		balbuf_spend(buf, need, as_of, true, drawn);
+}
+
 /* Give back lots (a cancelled redemption) or apply a ledger credit. */
 void
 balbuf_merge(BalanceBuf *buf, const BalanceBuf *other)

@@ -76,6 +76,8 @@ extern void balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *releas
 extern void balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired);
 extern void balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of,
 						 bool allow_debt, BalanceBuf *drawn);
+extern void balbuf_reverse(BalanceBuf *buf, int64 points, TimestampTz as_of,
+						   const BalanceBuf *prefer, BalanceBuf *drawn);
 extern void balbuf_merge(BalanceBuf *buf, const BalanceBuf *other);
 extern void balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other);
 

@@ -3,10 +3,21 @@
  *
  * One C file per concern: balance.c (lots), balance_io.c (text/binary I/O),
  * balance_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
- * a program's time zone).
+ * a program's time zone), rules.c (earning rules and their cache),
+ * purchases.c (the triggers on tracked purchase tables).
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 
+#include "rules.h"
+
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	loyalty_rules_init();
+}

@@ -1,0 +1,1213 @@
+/*
+ * Automatic accrual from an application's own purchases table.
+ *
+ * loyalty.track_purchases() attaches two triggers that call into this file:
+ *   - purchase_insert: AFTER INSERT FOR EACH STATEMENT with a transition
+ *     table, so an INSERT ... SELECT or COPY of a million rows is one set:
+ *     one query locks (and enrolls) the members, ledger rows go in batches
+ *     of arrays, one UPDATE writes the new balances.
+ *   - purchase_change: AFTER UPDATE OR DELETE FOR EACH ROW: an amount
+ *     change awards or reverses the difference; a status moving to a
+ *     reversed value, or a DELETE, reverses the award.
+ * The trigger's first argument is the loyalty.tracked_tables id.
+ *
+ * Exactly once: the initial award of a purchase is unique on
+ * (track_id, reference) and inserted with ON CONFLICT DO NOTHING, so a
+ * replayed row (a restore of the purchases table) awards nothing.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "balance.h"
+#include "loyalty_errors.h"
+#include "loyalty_util.h"
+#include "rules.h"
+
+PG_FUNCTION_INFO_V1(loyalty_purchase_insert);
+PG_FUNCTION_INFO_V1(loyalty_purchase_change);
+
+#define BONUS_SUFFIX "#first-purchase-bonus"
+#define INSERT_BATCH 10000
+
+/* column positions in the tracked table, resolved per statement */
+typedef struct TrackCols
+{
+	int32		track_id;
+	int32		program_id;
+	int			member;
+	int			amount;
+	int			at;				/* 0 = purchase time is now() */
+	int			status;
+	int			channel;
+	int			category;
+	int			store;
+	int			nref;
+	int			ref[INDEX_MAX_KEYS];
+	int			nreversed;
+	char	  **reversed;
+	Oid			lots_type;
+} TrackCols;
+
+typedef struct Purchase
+{
+	char	   *member_key;
+	char	   *reference;
+	PurchaseFacts facts;
+	bool		reversed;
+	int			member;			/* index into members */
+} Purchase;
+
+typedef struct MemberState
+{
+	char	   *key;
+	int64		id;
+	BalanceBuf	lots;
+	bool		found;
+	bool		dirty;
+	bool		had_purchase;	/* first_purchase_at was set */
+	TimestampTz first_purchase_at;
+	TimestampTz last_activity_at;
+	char	   *tier;
+	/* caps: what this statement awarded so far, per (rule, period start) */
+	int			ncaps;
+	int			maxcaps;
+	struct CapUse
+	{
+		int32		rule_id;
+		TimestampTz start;
+		int64		used;
+	}		   *caps;
+} MemberState;
+
+/* ledger rows waiting for the batch insert */
+typedef struct PendingRows
+{
+	int			n;
+	int			max;
+	Datum	   *member_id;
+	Datum	   *kind;
+	Datum	   *points;
+	Datum	   *lots;
+	Datum	   *reference;
+	Datum	   *reason;
+	bool	   *reason_null;
+	Datum	   *effective;
+	int		   *member;			/* index into members */
+} PendingRows;
+
+static SPIPlanPtr plan_track = NULL;
+static SPIPlanPtr plan_enroll = NULL;
+static SPIPlanPtr plan_lock = NULL;
+static SPIPlanPtr plan_cap_used = NULL;
+static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_update = NULL;
+static SPIPlanPtr plan_award_of = NULL;
+static SPIPlanPtr plan_insert_one = NULL;
+static SPIPlanPtr plan_update_one = NULL;
+static uint64 plans_generation = 0;
+
+/* Plans name loyalty.lots by OID: drop them when configuration changed. */
+static void
+check_plans(void)
+{
+	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_cap_used, &plan_insert,
+	&plan_update, &plan_award_of, &plan_insert_one, &plan_update_one};
+
+	if (plans_generation == loyalty_config_generation)
+		return;
+	for (int i = 0; i < (int) lengthof(plans); i++)
+	{
+		if (*plans[i])
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+	plans_generation = loyalty_config_generation;
+}
+
+static int
+attnum_of(Relation rel, const char *col, const char *what, bool required)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (col == NULL)
+	{
+		if (required)
+			elog(ERROR, "tracked table has no %s column configured", what);
+		return 0;
+	}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), col) == 0)
+			return i + 1;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" (the %s column tracked by loyalty) no longer exists in table \"%s\"",
+					col, what, RelationGetRelationName(rel)),
+			 errhint("Call loyalty.track_purchases() again with the new column name.")));
+	return 0;
+}
+
+static char *
+spi_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* Read the tracked table's configuration (SPI must be connected). */
+static void
+load_track(int32 track_id, Relation rel, TrackCols *tc)
+{
+	HeapTuple	tup;
+	TupleDesc	desc;
+	Datum		args[1];
+	bool		isnull;
+	Datum		d;
+
+	if (plan_track == NULL)
+	{
+		Oid			argtypes[1] = {INT4OID};
+
+		plan_track = SPI_prepare("SELECT program_id, member_column::text, amount_column::text,"
+								 " time_column::text, status_column::text, channel_column::text,"
+								 " category_column::text, store_column::text,"
+								 " reference_columns::text[], reversed_statuses,"
+								 " 'loyalty.lots'::regtype::oid, table_name::oid"
+								 " FROM loyalty.tracked_tables WHERE id = $1 AND active",
+								 1, argtypes);
+		if (plan_track == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan_track);
+	}
+	args[0] = Int32GetDatum(track_id);
+	if (SPI_execute_plan(plan_track, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.tracked_tables");
+	/* the id must name this very table: nobody may borrow another table's tracking */
+	if (SPI_processed != 1 ||
+		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 12, &isnull)) !=
+		RelationGetRelid(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has a loyalty trigger but is not tracked",
+						RelationGetRelationName(rel)),
+				 errhint("Call loyalty.untrack_purchases('%s') and track it again.",
+						 RelationGetRelationName(rel))));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	memset(tc, 0, sizeof(TrackCols));
+	tc->track_id = track_id;
+	tc->program_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	tc->member = attnum_of(rel, spi_text(tup, desc, 2), "member", true);
+	tc->amount = attnum_of(rel, spi_text(tup, desc, 3), "amount", true);
+	tc->at = attnum_of(rel, spi_text(tup, desc, 4), "time", false);
+	tc->status = attnum_of(rel, spi_text(tup, desc, 5), "status", false);
+	tc->channel = attnum_of(rel, spi_text(tup, desc, 6), "channel", false);
+	tc->category = attnum_of(rel, spi_text(tup, desc, 7), "category", false);
+	tc->store = attnum_of(rel, spi_text(tup, desc, 8), "store", false);
+
+	d = SPI_getbinval(tup, desc, 9, &isnull);
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+		if (n < 1 || n > INDEX_MAX_KEYS)
+			elog(ERROR, "tracked table has %d reference columns", n);
+		tc->nref = n;
+		for (int i = 0; i < n; i++)
+			tc->ref[i] = attnum_of(rel, TextDatumGetCString(elems[i]), "reference", true);
+	}
+	d = SPI_getbinval(tup, desc, 10, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+		tc->reversed = palloc(sizeof(char *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			if (!nulls[i])
+				tc->reversed[tc->nreversed++] = TextDatumGetCString(elems[i]);
+	}
+	tc->lots_type = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+}
+
+/* ---- reading purchase rows ---- */
+
+static char *
+value_text(TupleTableSlot *slot, int attnum, bool *isnull)
+{
+	Datum		d;
+	Oid			typoutput;
+	bool		varlena;
+	Oid			typid;
+
+	d = slot_getattr(slot, attnum, isnull);
+	if (*isnull)
+		return NULL;
+	typid = TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->atttypid;
+	if (typid == TEXTOID || typid == VARCHAROID)
+		return TextDatumGetCString(d);
+	getTypeOutputInfo(typid, &typoutput, &varlena);
+	return OidOutputFunctionCall(typoutput, d);
+}
+
+static Numeric
+value_amount(TupleTableSlot *slot, int attnum, bool *isnull)
+{
+	Datum		d = slot_getattr(slot, attnum, isnull);
+	Oid			typid;
+
+	if (*isnull)
+		return NULL;
+	typid = TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->atttypid;
+	switch (typid)
+	{
+		case NUMERICOID:
+			return DatumGetNumeric(d);
+		case INT2OID:
+			return int64_to_numeric(DatumGetInt16(d));
+		case INT4OID:
+			return int64_to_numeric(DatumGetInt32(d));
+		case INT8OID:
+			return int64_to_numeric(DatumGetInt64(d));
+		case FLOAT4OID:
+			return DatumGetNumeric(DirectFunctionCall1(float4_numeric, d));
+		case FLOAT8OID:
+			return DatumGetNumeric(DirectFunctionCall1(float8_numeric, d));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("purchase amount column has type %s", format_type_be(typid)),
+			 errhint("The amount must be numeric, an integer or a float type.")));
+	return NULL;
+}
+
+static TimestampTz
+value_time(TupleTableSlot *slot, int attnum, ProgramConf *prog)
+{
+	bool		isnull;
+	Datum		d;
+	Oid			typid;
+
+	if (attnum == 0)
+		return GetCurrentTransactionStartTimestamp();
+	d = slot_getattr(slot, attnum, &isnull);
+	if (isnull)
+		return GetCurrentTransactionStartTimestamp();
+	typid = TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->atttypid;
+	if (typid == TIMESTAMPTZOID)
+		return DatumGetTimestampTz(d);
+	if (typid == TIMESTAMPOID || typid == DATEOID)
+	{
+		/* wall-clock time in the program's zone */
+		struct pg_tm tm;
+		fsec_t		fsec = 0;
+		int			tz;
+		TimestampTz result;
+
+		if (typid == DATEOID)
+		{
+			DateADT		date = DatumGetDateADT(d);
+
+			if (DATE_NOT_FINITE(date))
+				return date == DATEVAL_NOEND ? DT_NOEND : DT_NOBEGIN;
+			j2date(date + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+			tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+		}
+		else
+		{
+			Timestamp	ts = DatumGetTimestamp(d);
+
+			if (TIMESTAMP_NOT_FINITE(ts))
+				return ts;
+			if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+						 errmsg("timestamp out of range")));
+		}
+		tz = DetermineTimeZoneOffset(&tm, prog->tz);
+		if (tm2timestamp(&tm, fsec, &tz, &result) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("timestamp out of range")));
+		return result;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("purchase time column has type %s", format_type_be(typid)),
+			 errhint("Use timestamptz, timestamp (read in the program's time zone) or date.")));
+	return 0;
+}
+
+/* reference text: the value, or "(a,b)" for a composite key */
+static char *
+value_reference(TupleTableSlot *slot, TrackCols *tc)
+{
+	StringInfoData buf;
+
+	if (tc->nref == 1)
+	{
+		bool		isnull;
+		char	   *s = value_text(slot, tc->ref[0], &isnull);
+
+		return isnull ? NULL : s;
+	}
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (int i = 0; i < tc->nref; i++)
+	{
+		bool		isnull;
+		char	   *s = value_text(slot, tc->ref[i], &isnull);
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		if (isnull)
+			continue;
+		if (*s == '\0' || strpbrk(s, ",()\"\\ ") != NULL)
+		{
+			appendStringInfoChar(&buf, '"');
+			for (char *p = s; *p; p++)
+			{
+				if (*p == '"' || *p == '\\')
+					appendStringInfoChar(&buf, *p);
+				appendStringInfoChar(&buf, *p);
+			}
+			appendStringInfoChar(&buf, '"');
+		}
+		else
+			appendStringInfoString(&buf, s);
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+static bool
+read_purchase(TupleTableSlot *slot, TrackCols *tc, ProgramConf *prog, Purchase *p)
+{
+	bool		isnull;
+
+	memset(p, 0, sizeof(Purchase));
+	p->member_key = value_text(slot, tc->member, &isnull);
+	if (isnull)
+		return false;			/* a purchase without a customer earns nothing */
+	p->facts.amount = value_amount(slot, tc->amount, &isnull);
+	if (isnull)
+		return false;
+	p->reference = value_reference(slot, tc);
+	if (p->reference == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("tracked purchase has a null reference"),
+				 errhint("The reference columns identify a purchase; they must not be null.")));
+	p->facts.at = value_time(slot, tc->at, prog);
+	if (TIMESTAMP_NOT_FINITE(p->facts.at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("purchase \"%s\" has an infinite purchase time", p->reference)));
+	if (tc->channel)
+		p->facts.channel = value_text(slot, tc->channel, &isnull);
+	if (tc->category)
+		p->facts.category = value_text(slot, tc->category, &isnull);
+	if (tc->store)
+		p->facts.store = value_text(slot, tc->store, &isnull);
+	if (tc->status)
+	{
+		char	   *status = value_text(slot, tc->status, &isnull);
+
+		for (int i = 0; !isnull && i < tc->nreversed; i++)
+			if (strcmp(status, tc->reversed[i]) == 0)
+				p->reversed = true;
+	}
+	return true;
+}
+
+/* ---- members ---- */
+
+static int
+purchase_cmp(const void *a, const void *b)
+{
+	const Purchase *x = a,
+			   *y = b;
+	int			c = strcmp(x->member_key, y->member_key);
+
+	if (c != 0)
+		return c;
+	if (x->facts.at != y->facts.at)
+		return x->facts.at < y->facts.at ? -1 : 1;
+	return strcmp(x->reference, y->reference);
+}
+
+static int
+member_key_cmp(const void *key, const void *m)
+{
+	return strcmp((const char *) key, ((const MemberState *) m)->key);
+}
+
+static SPIPlanPtr
+keep(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/* Enroll (when the program does) and lock members in id order. */
+static void
+lock_members(TrackCols *tc, ProgramConf *prog, MemberState *members, int nmembers)
+{
+	Datum	   *keys = palloc(sizeof(Datum) * nmembers);
+	Datum		args[2];
+	ArrayType  *arr;
+
+	for (int i = 0; i < nmembers; i++)
+		keys[i] = CStringGetTextDatum(members[i].key);
+	arr = construct_array(keys, nmembers, TEXTOID, -1, false, TYPALIGN_INT);
+	args[0] = Int32GetDatum(tc->program_id);
+	args[1] = PointerGetDatum(arr);
+
+	if (prog->auto_enroll)
+	{
+		if (plan_enroll == NULL)
+		{
+			Oid			t[2] = {INT4OID, TEXTARRAYOID};
+
+			plan_enroll = keep("INSERT INTO loyalty.members (program_id, member_key)"
+							   " SELECT $1, k FROM unnest($2) AS k"
+							   " ON CONFLICT (program_id, member_key) DO NOTHING", 2, t);
+		}
+		if (SPI_execute_plan(plan_enroll, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not enroll members");
+	}
+	if (plan_lock == NULL)
+	{
+		Oid			t[2] = {INT4OID, TEXTARRAYOID};
+
+		plan_lock = keep("SELECT id, member_key, balance, first_purchase_at, last_activity_at, tier"
+						 " FROM loyalty.members WHERE program_id = $1 AND member_key = ANY ($2)"
+						 " ORDER BY id FOR UPDATE", 2, t);
+	}
+	if (SPI_execute_plan(plan_lock, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock members");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *key = spi_text(tup, desc, 2);
+		MemberState *m = bsearch(key, members, nmembers, sizeof(MemberState), member_key_cmp);
+		Datum		d;
+
+		if (m == NULL)
+			continue;
+		m->found = true;
+		m->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(tup, desc, 3, &isnull)));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		m->had_purchase = !isnull;
+		m->first_purchase_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		m->last_activity_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		m->tier = spi_text(tup, desc, 6);
+	}
+}
+
+/* ---- caps ---- */
+
+/* Points from purchases already in the ledger for a member in [start, end). */
+static int64
+cap_used_in_ledger(int64 member_id, TimestampTz start, TimestampTz end)
+{
+	Datum		args[3];
+	bool		isnull;
+	int64		used;
+
+	if (plan_cap_used == NULL)
+	{
+		Oid			t[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+		plan_cap_used = keep("SELECT coalesce(sum(points), 0)::bigint FROM loyalty.ledger"
+							 " WHERE member_id = $1 AND effective_at >= $2 AND effective_at < $3"
+							 " AND track_id IS NOT NULL AND points > 0"
+							 " AND (reason IS NULL OR reason = 'purchase amount changed')",
+							 3, t);
+	}
+	args[0] = Int64GetDatum(member_id);
+	args[1] = TimestampTzGetDatum(start);
+	args[2] = TimestampTzGetDatum(end);
+	if (SPI_execute_plan(plan_cap_used, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read purchase points for caps");
+	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return used;
+}
+
+/* Clamp points to what every matching cap still allows; record the use. */
+static int64
+apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 points)
+{
+	PurchaseFacts any = *f;
+
+	if (!prog->has_caps || points <= 0)
+		return points;
+	for (int i = 0; i < prog->nrules; i++)
+	{
+		EarnRule   *r = &prog->rules[i];
+		TimestampTz start,
+					end;
+		struct CapUse *use = NULL;
+		int64		room;
+
+		if (r->kind != RULE_CAP)
+			continue;
+		/* a cap's conditions scope it; its min_amount is not a condition */
+		if (!(r->tier == NULL || (any.tier && strcmp(r->tier, any.tier) == 0)) ||
+			!(r->channel == NULL || (any.channel && strcmp(r->channel, any.channel) == 0)) ||
+			!(r->category == NULL || (any.category && strcmp(r->category, any.category) == 0)) ||
+			!(r->store == NULL || (any.store && strcmp(r->store, any.store) == 0)) ||
+			f->at < r->valid_from || f->at >= r->valid_until)
+			continue;
+		start = loyalty_period_start(prog->tz, r->cap_period, f->at);
+		end = loyalty_period_add(prog->tz, r->cap_period, 1, start);
+		for (int j = 0; j < m->ncaps; j++)
+			if (m->caps[j].rule_id == r->id && m->caps[j].start == start)
+				use = &m->caps[j];
+		if (use == NULL)
+		{
+			if (m->ncaps == m->maxcaps)
+			{
+				m->maxcaps = Max(4, m->maxcaps * 2);
+				m->caps = m->caps ? repalloc(m->caps, sizeof(struct CapUse) * m->maxcaps)
+					: palloc(sizeof(struct CapUse) * m->maxcaps);
+			}
+			use = &m->caps[m->ncaps++];
+			use->rule_id = r->id;
+			use->start = start;
+			use->used = cap_used_in_ledger(m->id, start, end);
+		}
+		room = Max(r->points - use->used, 0);
+		points = Min(points, room);
+	}
+	/* every matching cap counts what was finally awarded */
+	for (int j = 0; j < m->ncaps; j++)
+	{
+		for (int i = 0; i < prog->nrules; i++)
+			if (prog->rules[i].id == m->caps[j].rule_id &&
+				m->caps[j].start == loyalty_period_start(prog->tz, prog->rules[i].cap_period, f->at))
+				m->caps[j].used = loyalty_add_points(m->caps[j].used, points);
+	}
+	return points;
+}
+
+/* ---- ledger rows ---- */
+
+static void
+rows_add(PendingRows *rows, int member, int64 member_id, const char *kind, int64 points,
+		 Balance *lots, const char *reference, const char *reason, TimestampTz at)
+{
+	if (rows->n == rows->max)
+	{
+		rows->max = Max(64, rows->max * 2);
+#define GROW(f, T) rows->f = rows->f ? repalloc(rows->f, sizeof(T) * rows->max) : palloc(sizeof(T) * rows->max)
+		GROW(member_id, Datum);
+		GROW(kind, Datum);
+		GROW(points, Datum);
+		GROW(lots, Datum);
+		GROW(reference, Datum);
+		GROW(reason, Datum);
+		GROW(reason_null, bool);
+		GROW(effective, Datum);
+		GROW(member, int);
+#undef GROW
+	}
+	rows->member[rows->n] = member;
+	rows->member_id[rows->n] = Int64GetDatum(member_id);
+	rows->kind[rows->n] = CStringGetTextDatum(kind);
+	rows->points[rows->n] = Int64GetDatum(points);
+	rows->lots[rows->n] = PointerGetDatum(lots);
+	rows->reference[rows->n] = CStringGetTextDatum(reference);
+	rows->reason_null[rows->n] = (reason == NULL);
+	rows->reason[rows->n] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	rows->effective[rows->n] = TimestampTzGetDatum(at);
+	rows->n++;
+}
+
+static ArrayType *
+array_of(Datum *values, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign);
+}
+
+/*
+ * Insert rows [from, from + n); returns a bool per row: inserted or skipped
+ * because the purchase was already awarded.
+ */
+static bool *
+rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
+{
+	Datum		args[9];
+	bool	   *inserted = palloc0(sizeof(bool) * n);
+	HTAB	   *seen = NULL;
+
+	if (plan_insert == NULL)
+	{
+		Oid			t[9] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+		tc->lots_type == InvalidOid ? InvalidOid : get_array_type(tc->lots_type),
+		TEXTARRAYOID, TEXTARRAYOID, get_array_type(TIMESTAMPTZOID)};
+
+		plan_insert = keep("INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
+						   " points, lots, reference, reason, effective_at)"
+						   " SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u"
+						   " ON CONFLICT DO NOTHING RETURNING reference", 9, t);
+	}
+	args[0] = Int32GetDatum(tc->program_id);
+	args[1] = Int32GetDatum(tc->track_id);
+	args[2] = PointerGetDatum(array_of(rows->member_id + from, NULL, n, INT8OID));
+	args[3] = PointerGetDatum(array_of(rows->kind + from, NULL, n, TEXTOID));
+	args[4] = PointerGetDatum(array_of(rows->points + from, NULL, n, INT8OID));
+	args[5] = PointerGetDatum(array_of(rows->lots + from, NULL, n, tc->lots_type));
+	args[6] = PointerGetDatum(array_of(rows->reference + from, NULL, n, TEXTOID));
+	args[7] = PointerGetDatum(array_of(rows->reason + from, rows->reason_null + from, n, TEXTOID));
+	args[8] = PointerGetDatum(array_of(rows->effective + from, NULL, n, TIMESTAMPTZOID));
+	if (SPI_execute_plan(plan_insert, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not write ledger entries");
+	if (SPI_processed == (uint64) n)
+	{
+		memset(inserted, true, sizeof(bool) * n);
+		return inserted;
+	}
+	/* some purchases were awarded before (a replay): find which went in */
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = NAMEDATALEN * 4;
+		ctl.entrysize = NAMEDATALEN * 4;
+		ctl.hcxt = CurrentMemoryContext;
+		seen = hash_create("loyalty inserted references", Max(SPI_processed, 16), &ctl,
+						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *ref = spi_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char		key[NAMEDATALEN * 4] = {0};
+
+		strlcpy(key, ref, sizeof(key));
+		hash_search(seen, key, HASH_ENTER, NULL);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		char		key[NAMEDATALEN * 4] = {0};
+		bool		found;
+
+		strlcpy(key, TextDatumGetCString(rows->reference[from + i]), sizeof(key));
+		hash_search(seen, key, HASH_FIND, &found);
+		inserted[i] = found;
+	}
+	return inserted;
+}
+
+static void
+members_update(TrackCols *tc, MemberState *members, int nmembers)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * nmembers);
+	Datum	   *lots = palloc(sizeof(Datum) * nmembers);
+	Datum	   *first = palloc(sizeof(Datum) * nmembers);
+	bool	   *first_null = palloc(sizeof(bool) * nmembers);
+	Datum	   *last = palloc(sizeof(Datum) * nmembers);
+	Datum		args[4];
+	int			n = 0;
+
+	for (int i = 0; i < nmembers; i++)
+	{
+		MemberState *m = &members[i];
+
+		if (!m->dirty)
+			continue;
+		ids[n] = Int64GetDatum(m->id);
+		lots[n] = PointerGetDatum(balbuf_to_balance(&m->lots));
+		first_null[n] = !m->had_purchase;
+		first[n] = TimestampTzGetDatum(m->first_purchase_at);
+		last[n] = TimestampTzGetDatum(m->last_activity_at);
+		n++;
+	}
+	if (n == 0)
+		return;
+	if (plan_update == NULL)
+	{
+		Oid			t[4] = {INT8ARRAYOID, get_array_type(tc->lots_type),
+		get_array_type(TIMESTAMPTZOID), get_array_type(TIMESTAMPTZOID)};
+
+		plan_update = keep("UPDATE loyalty.members m SET balance = u.b,"
+						   " first_purchase_at = u.f, last_activity_at = u.a"
+						   " FROM unnest($1, $2, $3, $4) AS u(id, b, f, a) WHERE m.id = u.id",
+						   4, t);
+	}
+	args[0] = PointerGetDatum(array_of(ids, NULL, n, INT8OID));
+	args[1] = PointerGetDatum(array_of(lots, NULL, n, tc->lots_type));
+	args[2] = PointerGetDatum(array_of(first, first_null, n, TIMESTAMPTZOID));
+	args[3] = PointerGetDatum(array_of(last, NULL, n, TIMESTAMPTZOID));
+	if (SPI_execute_plan(plan_update, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update member balances");
+}
+
+/* the lots one award adds: pending while the pending period runs */
+static Balance *
+award_lots(ProgramConf *prog, TimestampTz at, int64 points, const char **kind)
+{
+	BalanceBuf	b;
+	TimestampTz expires = loyalty_expiry(prog, at);
+	TimestampTz release = loyalty_release(prog, at);
+
+	balbuf_init(&b);
+	if (release > at || release > GetCurrentTransactionStartTimestamp())
+	{
+		balbuf_add_pending(&b, points, release, expires);
+		*kind = "pending";
+	}
+	else
+	{
+		balbuf_add_lot(&b, points, expires);
+		*kind = "earn";
+	}
+	return balbuf_to_balance(&b);
+}
+
+static int32
+track_id_arg(TriggerData *trigdata)
+{
+	Trigger    *tg = trigdata->tg_trigger;
+
+	if (tg->tgnargs < 1)
+		elog(ERROR, "loyalty purchase trigger needs the tracked table id as argument");
+	return pg_strtoint32(tg->tgargs[0]);
+}
+
+Datum
+loyalty_purchase_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TrackCols	tc;
+	ProgramConf *prog;
+	TupleTableSlot *slot;
+	Purchase   *purchases;
+	int			npurchases = 0,
+				maxpurchases = 256;
+	MemberState *members;
+	int			nmembers = 0;
+	PendingRows rows = {0};
+	MemoryContext work,
+				old;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("loyalty.purchase_insert() must run as an AFTER INSERT statement trigger with a NEW TABLE"),
+				 errhint("Attach it with loyalty.track_purchases().")));
+
+	work = AllocSetContextCreate(CurrentMemoryContext, "loyalty purchases", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(work);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	check_plans();
+	load_track(track_id_arg(trigdata), trigdata->tg_relation, &tc);
+	prog = loyalty_program_conf(tc.program_id);
+
+	/* 1. read the new rows */
+	purchases = palloc(sizeof(Purchase) * maxpurchases);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(trigdata->tg_relation), &TTSOpsMinimalTuple);
+	tuplestore_rescan(trigdata->tg_newtable);
+	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (npurchases == maxpurchases)
+		{
+			maxpurchases *= 2;
+			purchases = repalloc_huge(purchases, sizeof(Purchase) * maxpurchases);
+		}
+		if (read_purchase(slot, &tc, prog, &purchases[npurchases]) &&
+			!purchases[npurchases].reversed)
+			npurchases++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	if (npurchases == 0)
+		goto done;
+
+	/* 2. one member state per customer, locked in id order */
+	qsort(purchases, npurchases, sizeof(Purchase), purchase_cmp);
+	members = palloc0(sizeof(MemberState) * npurchases);
+	for (int i = 0; i < npurchases; i++)
+	{
+		if (nmembers == 0 || strcmp(members[nmembers - 1].key, purchases[i].member_key) != 0)
+			members[nmembers++].key = purchases[i].member_key;
+		purchases[i].member = nmembers - 1;
+	}
+	lock_members(&tc, prog, members, nmembers);
+
+	/* 3. points per purchase, in time order per member */
+	for (int i = 0; i < npurchases; i++)
+	{
+		Purchase   *p = &purchases[i];
+		MemberState *m = &members[p->member];
+		int64		points,
+					bonus = 0;
+		const char *kind;
+
+		if (!m->found)
+			continue;			/* not a member and the program does not enroll */
+		p->facts.tier = m->tier;
+		points = apply_caps(prog, m, &p->facts, loyalty_rules_points(prog, &p->facts));
+		if (!m->had_purchase)
+			bonus = loyalty_first_purchase_bonus(prog, &p->facts);
+		if (points > 0)
+		{
+			Balance    *lots = award_lots(prog, p->facts.at, points, &kind);
+
+			rows_add(&rows, p->member, m->id, kind, points, lots, p->reference, NULL,
+					 p->facts.at);
+		}
+		if (bonus > 0)
+		{
+			Balance    *lots = award_lots(prog, p->facts.at, bonus, &kind);
+
+			rows_add(&rows, p->member, m->id, kind, bonus, lots,
+					 psprintf("%s%s", p->reference, BONUS_SUFFIX),
+					 "first-purchase bonus", p->facts.at);
+		}
+		if (points > 0 || bonus > 0)
+		{
+			if (!m->had_purchase || p->facts.at < m->first_purchase_at)
+				m->first_purchase_at = p->facts.at;
+			m->had_purchase = true;
+			m->last_activity_at = Max(m->last_activity_at, p->facts.at);
+		}
+	}
+
+	/* 4. write the ledger in batches; only what went in changes balances */
+	for (int from = 0; from < rows.n; from += INSERT_BATCH)
+	{
+		int			n = Min(INSERT_BATCH, rows.n - from);
+		bool	   *inserted = rows_insert(&tc, &rows, from, n);
+
+		for (int i = 0; i < n; i++)
+		{
+			MemberState *m = &members[rows.member[from + i]];
+			BalanceBuf	delta;
+
+			if (!inserted[i])
+				continue;
+			balbuf_from_balance(&delta, DatumGetBalanceP(rows.lots[from + i]));
+			balbuf_merge(&m->lots, &delta);
+			m->dirty = true;
+		}
+	}
+
+	/* 5. new balances */
+	members_update(&tc, members, nmembers);
+
+done:
+	SPI_finish();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(work);
+	return PointerGetDatum(NULL);
+}
+
+/* ---- corrections: UPDATE and DELETE of a purchase ---- */
+
+static bool
+lock_member(TrackCols *tc, ProgramConf *prog, const char *key, bool enroll, MemberState *m)
+{
+	MemberState one[1];
+
+	memset(one, 0, sizeof(one));
+	one[0].key = (char *) key;
+	if (!enroll)
+	{
+		ProgramConf tmp = *prog;
+
+		tmp.auto_enroll = false;
+		lock_members(tc, &tmp, one, 1);
+	}
+	else
+		lock_members(tc, prog, one, 1);
+	*m = one[0];
+	return m->found;
+}
+
+/* the purchase's net award and the lots of its initial award */
+static int64
+award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *initial, bool *has_initial)
+{
+	Datum		args[3];
+	int64		net = 0;
+
+	if (plan_award_of == NULL)
+	{
+		Oid			t[3] = {INT8OID, INT4OID, TEXTOID};
+
+		plan_award_of = keep("SELECT kind, points, lots FROM loyalty.ledger"
+							 " WHERE member_id = $1 AND track_id = $2 AND reference = $3"
+							 " ORDER BY id", 3, t);
+	}
+	args[0] = Int64GetDatum(m->id);
+	args[1] = Int32GetDatum(tc->track_id);
+	args[2] = CStringGetTextDatum(reference);
+	if (SPI_execute_plan(plan_award_of, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the purchase's award");
+	balbuf_init(initial);
+	*has_initial = false;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *kind = spi_text(tup, desc, 1);
+
+		net = loyalty_add_points(net, DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)));
+		if (strcmp(kind, "earn") == 0 || strcmp(kind, "pending") == 0)
+		{
+			balbuf_from_balance(initial, DatumGetBalanceP(SPI_getbinval(tup, desc, 3, &isnull)));
+			*has_initial = true;
+		}
+	}
+	return net;
+}
+
+static void
+insert_one(TrackCols *tc, MemberState *m, const char *kind, int64 points, Balance *lots,
+		   const char *reference, const char *reason, TimestampTz at)
+{
+	Datum		args[9];
+	char		nulls[9] = "         ";
+
+	if (plan_insert_one == NULL)
+	{
+		Oid			t[9] = {INT4OID, INT4OID, INT8OID, TEXTOID, INT8OID, tc->lots_type,
+		TEXTOID, TEXTOID, TIMESTAMPTZOID};
+
+		plan_insert_one = keep("INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
+							   " points, lots, reference, reason, effective_at)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, t);
+	}
+	args[0] = Int32GetDatum(tc->program_id);
+	args[1] = Int32GetDatum(tc->track_id);
+	args[2] = Int64GetDatum(m->id);
+	args[3] = CStringGetTextDatum(kind);
+	args[4] = Int64GetDatum(points);
+	args[5] = PointerGetDatum(lots);
+	args[6] = CStringGetTextDatum(reference);
+	if (reason)
+		args[7] = CStringGetTextDatum(reason);
+	else
+		nulls[7] = 'n';
+	args[8] = TimestampTzGetDatum(at);
+	if (SPI_execute_plan(plan_insert_one, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write ledger entry");
+}
+
+static void
+update_one(MemberState *m, Oid lots_type)
+{
+	Datum		args[4];
+	char		nulls[4] = "    ";
+
+	if (plan_update_one == NULL)
+	{
+		Oid			t[4] = {INT8OID, lots_type, TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+		plan_update_one = keep("UPDATE loyalty.members SET balance = $2,"
+							   " first_purchase_at = $3, last_activity_at = $4 WHERE id = $1", 4, t);
+	}
+	args[0] = Int64GetDatum(m->id);
+	args[1] = PointerGetDatum(balbuf_to_balance(&m->lots));
+	args[2] = TimestampTzGetDatum(m->first_purchase_at);
+	if (!m->had_purchase)
+		nulls[2] = 'n';
+	args[3] = TimestampTzGetDatum(m->last_activity_at);
+	if (m->last_activity_at == DT_NOBEGIN)
+		nulls[3] = 'n';
+	if (SPI_execute_plan(plan_update_one, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update member balance");
+}
+
+/* Bring one purchase's award (under one reference) to target points. */
+static void
+settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
+				 TimestampTz at, int64 target, const char *reason)
+{
+	BalanceBuf	initial;
+	bool		has_initial;
+	int64		net = award_of(tc, m, reference, &initial, &has_initial);
+	int64		diff = loyalty_sub_points(target, net);
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (diff > 0)
+	{
+		const char *kind;
+		Balance    *lots = award_lots(prog, at, diff, &kind);
+		BalanceBuf	delta;
+
+		if (has_initial)
+			insert_one(tc, m, "adjust", diff, lots, reference, "purchase amount changed", at);
+		else
+			insert_one(tc, m, kind, diff, lots, reference, NULL, at);
+		balbuf_from_balance(&delta, lots);
+		balbuf_merge(&m->lots, &delta);
+		m->dirty = true;
+	}
+	else if (diff < 0)
+	{
+		BalanceBuf	drawn;
+
+		balbuf_init(&drawn);
+		balbuf_reverse(&m->lots, -diff, now, has_initial ? &initial : NULL, &drawn);
+		insert_one(tc, m, "reverse", diff, balbuf_to_balance(&drawn), reference, reason, now);
+		m->dirty = true;
+	}
+}
+
+static void
+settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const char *reason)
+{
+	MemberState m;
+	int64		target = 0;
+
+	if (award && !p->reversed)
+		target = loyalty_rules_points(prog, &p->facts);
+	if (!lock_member(tc, prog, p->member_key, target > 0, &m))
+		return;
+	if (target > 0)
+	{
+		p->facts.tier = m.tier;
+		target = loyalty_rules_points(prog, &p->facts);
+	}
+	/* corrections are capped like awards; only an increase can hit a cap */
+	{
+		BalanceBuf	initial;
+		bool		has_initial;
+		int64		net = award_of(tc, &m, p->reference, &initial, &has_initial);
+
+		if (target > net)
+			target = net + apply_caps(prog, &m, &p->facts, target - net);
+	}
+	settle_reference(tc, prog, &m, p->reference, p->facts.at, target, reason);
+	if (target == 0)
+	{
+		/* a purchase that no longer counts takes its first-purchase bonus along */
+		settle_reference(tc, prog, &m, psprintf("%s%s", p->reference, BONUS_SUFFIX),
+						 p->facts.at, 0, reason);
+	}
+	else if (!m.had_purchase)
+	{
+		int64		bonus = loyalty_first_purchase_bonus(prog, &p->facts);
+
+		if (bonus > 0)
+			settle_reference(tc, prog, &m, psprintf("%s%s", p->reference, BONUS_SUFFIX),
+							 p->facts.at, bonus, "first-purchase bonus");
+		m.had_purchase = true;
+		m.first_purchase_at = p->facts.at;
+		m.dirty = true;
+	}
+	if (m.dirty)
+	{
+		if (target > 0)
+			m.last_activity_at = Max(m.last_activity_at, p->facts.at);
+		update_one(&m, tc->lots_type);
+	}
+}
+
+Datum
+loyalty_purchase_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TrackCols	tc;
+	ProgramConf *prog;
+	TupleTableSlot *slot;
+	Purchase	oldp,
+				newp;
+	bool		has_old,
+				has_new = false;
+	Relation	rel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("loyalty.purchase_change() must run as an AFTER UPDATE OR DELETE row trigger"),
+				 errhint("Attach it with loyalty.track_purchases().")));
+	rel = trigdata->tg_relation;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	check_plans();
+	load_track(track_id_arg(trigdata), rel, &tc);
+	prog = loyalty_program_conf(tc.program_id);
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(trigdata->tg_trigtuple, slot, false);
+	has_old = read_purchase(slot, &tc, prog, &oldp);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		ExecStoreHeapTuple(trigdata->tg_newtuple, slot, false);
+		has_new = read_purchase(slot, &tc, prog, &newp);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		if (has_old)
+			settle_purchase(&tc, prog, &oldp, false, "purchase deleted");
+	}
+	else
+	{
+		bool		same = has_old && has_new &&
+			strcmp(oldp.member_key, newp.member_key) == 0 &&
+			strcmp(oldp.reference, newp.reference) == 0;
+
+		if (has_old && !same)
+			settle_purchase(&tc, prog, &oldp, false, "purchase moved");
+		if (has_new)
+			settle_purchase(&tc, prog, &newp, true,
+							newp.reversed ? "purchase refunded" : "purchase amount changed");
+	}
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}

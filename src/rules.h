@@ -1,0 +1,107 @@
+/*
+ * Programs and earning rules as the C code sees them, cached per backend.
+ */
+#ifndef LOYALTY_RULES_H
+#define LOYALTY_RULES_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+#include "pgtime.h"
+#include "utils/numeric.h"
+
+typedef enum RuleKind
+{
+	RULE_MULTIPLIER,
+	RULE_BONUS,
+	RULE_MINIMUM,
+	RULE_CAP,
+	RULE_FIRST_PURCHASE
+} RuleKind;
+
+typedef enum Rounding
+{
+	ROUND_FLOOR,
+	ROUND_HALF_UP,
+	ROUND_CEIL
+} Rounding;
+
+typedef enum ExpiryPolicy
+{
+	EXPIRY_NEVER,
+	EXPIRY_AFTER,
+	EXPIRY_PERIOD_END
+} ExpiryPolicy;
+
+/* calendar periods, for expiry and caps */
+typedef enum Period
+{
+	PERIOD_DAY,
+	PERIOD_WEEK,
+	PERIOD_MONTH,
+	PERIOD_QUARTER,
+	PERIOD_YEAR
+} Period;
+
+typedef struct EarnRule
+{
+	int32		id;
+	RuleKind	kind;
+	int32		priority;
+	bool		exclusive;
+	char	   *tier;			/* conditions; NULL = any */
+	char	   *channel;
+	char	   *category;
+	char	   *store;
+	TimestampTz valid_from;		/* DT_NOBEGIN when open */
+	TimestampTz valid_until;	/* DT_NOEND when open; exclusive */
+	int			dow_mask;		/* bit d set for ISO day d (1 = Monday); 0 = any */
+	int			hour_from;		/* local [hour_from, hour_until); -1 = any */
+	int			hour_until;
+	Numeric		min_amount;		/* NULL = any amount */
+	Numeric		multiplier;		/* RULE_MULTIPLIER */
+	int64		points;			/* RULE_BONUS, RULE_FIRST_PURCHASE: points; RULE_CAP: cap */
+	Period		cap_period;
+} EarnRule;
+
+typedef struct ProgramConf
+{
+	int32		id;
+	char	   *code;
+	Numeric		points_per_unit;
+	Rounding	rounding;
+	ExpiryPolicy expiry_policy;
+	Interval	expiry_interval;
+	Period		expiry_period;
+	int32		expiry_extra_periods;
+	Interval	pending_interval;
+	char	   *time_zone;
+	pg_tz	   *tz;
+	bool		auto_enroll;
+	int			nrules;
+	EarnRule   *rules;			/* sorted by (priority, id) */
+	bool		has_caps;
+} ProgramConf;
+
+/* What a purchase looks like to the rules. */
+typedef struct PurchaseFacts
+{
+	Numeric		amount;
+	TimestampTz at;
+	const char *tier;
+	const char *channel;
+	const char *category;
+	const char *store;
+} PurchaseFacts;
+
+extern ProgramConf *loyalty_program_conf(int32 program_id);
+extern void loyalty_invalidate_config(void);
+extern uint64 loyalty_config_generation;
+extern int64 loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *facts);
+extern int64 loyalty_first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *facts);
+extern TimestampTz loyalty_expiry(ProgramConf *prog, TimestampTz earned_at);
+extern TimestampTz loyalty_release(ProgramConf *prog, TimestampTz earned_at);
+extern TimestampTz loyalty_period_start(pg_tz *tz, Period period, TimestampTz ts);
+extern TimestampTz loyalty_period_add(pg_tz *tz, Period period, int n, TimestampTz start);
+extern void loyalty_rules_init(void);
+
+#endif
