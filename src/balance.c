@@ -445,6 +445,56 @@ balbuf_merge(BalanceBuf *buf, const BalanceBuf *other)
 	balbuf_add_debt(buf, other->debt);
 }
 
+/* balbuf_merge() for a stored value, without copying it first */
+void
+balbuf_merge_balance(BalanceBuf *buf, const Balance *other)
+{
+	const BalanceLot *lots = BALANCE_LOTS(other);
+	const PendingLot *pend = BALANCE_PENDING(other);
+
+	for (int i = 0; i < other->nlots; i++)
+		balbuf_add_lot(buf, lots[i].points, lots[i].expires);
+	for (int i = 0; i < other->npending; i++)
+		balbuf_add_pending(buf, pend[i].points, pend[i].release, pend[i].expires);
+	balbuf_add_debt(buf, other->debt);
+}
+
+/* A value holding one lot (or one pending lot): what an award adds. */
+Balance *
+balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pending)
+{
+	Size		size = BALANCE_SIZE(pending ? 0 : 1, pending ? 1 : 0);
+	Balance    *b;
+
+	check_positive(points, "points");
+	balance_check_timestamp(expires, "expiry", true);
+	if (pending)
+	{
+		balance_check_timestamp(release, "release time", false);
+		if (expires <= release)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pending points must expire after they are released"),
+					 errhint("The program's expiry comes before the end of its pending period.")));
+	}
+	b = palloc0(size);
+	SET_VARSIZE(b, size);
+	if (pending)
+	{
+		b->npending = 1;
+		BALANCE_PENDING(b)->release = release;
+		BALANCE_PENDING(b)->expires = expires;
+		BALANCE_PENDING(b)->points = points;
+	}
+	else
+	{
+		b->nlots = 1;
+		BALANCE_LOTS(b)->expires = expires;
+		BALANCE_LOTS(b)->points = points;
+	}
+	return b;
+}
+
 /* Remove exactly the given lots; they must be there. */
 void
 balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)

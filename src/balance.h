@@ -79,6 +79,8 @@ extern void balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of,
 extern void balbuf_reverse(BalanceBuf *buf, int64 points, TimestampTz as_of,
 						   const BalanceBuf *prefer, BalanceBuf *drawn);
 extern void balbuf_merge(BalanceBuf *buf, const BalanceBuf *other);
+extern void balbuf_merge_balance(BalanceBuf *buf, const Balance *other);
+extern Balance *balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pending);
 extern void balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other);
 
 extern int64 balbuf_available(const BalanceBuf *buf, TimestampTz as_of);

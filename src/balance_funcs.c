@@ -209,13 +209,27 @@ lots_expiring(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(balbuf_expiring(&buf, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_TIMESTAMPTZ(2)));
 }
 
+/* sum of all lots; cannot overflow: validated values keep it in a bigint */
+static int64
+lots_sum(const Balance *b)
+{
+	BalanceLot *lots = BALANCE_LOTS(b);
+	PendingLot *pend = BALANCE_PENDING(b);
+	int64		sum = 0;
+
+	for (int i = 0; i < b->nlots; i++)
+		sum += lots[i].points;
+	for (int i = 0; i < b->npending; i++)
+		sum += pend[i].points;
+	return sum;
+}
+
 Datum
 lots_total(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf;
+	Balance    *b = PG_GETARG_BALANCE_P(0);
 
-	load(&buf, PG_GETARG_DATUM(0));
-	PG_RETURN_INT64(balbuf_total(&buf));
+	PG_RETURN_INT64(lots_sum(b) - b->debt);
 }
 
 Datum
@@ -230,10 +244,7 @@ lots_debt(PG_FUNCTION_ARGS)
 Datum
 lots_points(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf;
-
-	load(&buf, PG_GETARG_DATUM(0));
-	PG_RETURN_INT64(buf.sum);
+	PG_RETURN_INT64(lots_sum(PG_GETARG_BALANCE_P(0)));
 }
 
 /* One row per lot: (state, points, release_at, expires_at). */

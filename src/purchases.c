@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -34,6 +35,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -120,6 +122,8 @@ static SPIPlanPtr plan_enroll = NULL;
 static SPIPlanPtr plan_lock = NULL;
 static SPIPlanPtr plan_cap_used = NULL;
 static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_insert_fast = NULL;
+static SPIPlanPtr plan_one_member = NULL;
 static SPIPlanPtr plan_update = NULL;
 static SPIPlanPtr plan_award_of = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
@@ -131,7 +135,8 @@ static void
 check_plans(void)
 {
 	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_cap_used, &plan_insert,
-	&plan_update, &plan_award_of, &plan_insert_one, &plan_update_one};
+	&plan_insert_fast, &plan_update, &plan_award_of, &plan_insert_one, &plan_update_one,
+	&plan_one_member};
 
 	if (plans_generation == loyalty_config_generation)
 		return;
@@ -179,27 +184,60 @@ spi_text(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
-/* Read the tracked table's configuration (SPI must be connected). */
-static void
-load_track(int32 track_id, Relation rel, TrackCols *tc)
+/* A tracked table's configuration as stored, cached per backend. */
+typedef struct TrackConf
+{
+	int32		track_id;
+	Oid			relid;
+	int32		program_id;
+	char	   *cols[7];		/* member, amount, time, status, channel, category, store */
+	int			nref;
+	char	   *ref[INDEX_MAX_KEYS];
+	int			nreversed;
+	char	  **reversed;
+	Oid			lots_type;
+	struct TrackConf *next;
+} TrackConf;
+
+static MemoryContext track_context = NULL;
+static TrackConf *track_cache = NULL;
+static uint64 track_generation = 0;
+
+static TrackConf *
+fetch_track(int32 track_id, Relation rel)
 {
 	HeapTuple	tup;
 	TupleDesc	desc;
 	Datum		args[1];
 	bool		isnull;
 	Datum		d;
+	TrackConf  *t;
+	MemoryContext old;
+
+	if (track_context == NULL)
+		track_context = AllocSetContextCreate(TopMemoryContext, "loyalty tracked tables",
+											  ALLOCSET_SMALL_SIZES);
+	if (track_generation != loyalty_config_generation)
+	{
+		MemoryContextReset(track_context);
+		track_cache = NULL;
+		track_generation = loyalty_config_generation;
+	}
+	for (t = track_cache; t; t = t->next)
+		if (t->track_id == track_id)
+			return t;
 
 	if (plan_track == NULL)
 	{
 		Oid			argtypes[1] = {INT4OID};
 
-		plan_track = SPI_prepare("SELECT program_id, member_column::text, amount_column::text,"
+		plan_track = SPI_prepare_cursor("SELECT program_id, member_column::text, amount_column::text,"
 								 " time_column::text, status_column::text, channel_column::text,"
 								 " category_column::text, store_column::text,"
 								 " reference_columns::text[], reversed_statuses,"
 								 " 'loyalty.lots'::regtype::oid, table_name::oid"
 								 " FROM loyalty.tracked_tables WHERE id = $1 AND active",
-								 1, argtypes);
+								 1, argtypes, CURSOR_OPT_GENERIC_PLAN);
 		if (plan_track == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan_track);
@@ -207,29 +245,24 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 	args[0] = Int32GetDatum(track_id);
 	if (SPI_execute_plan(plan_track, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.tracked_tables");
-	/* the id must name this very table: nobody may borrow another table's tracking */
-	if (SPI_processed != 1 ||
-		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 12, &isnull)) !=
-		RelationGetRelid(rel))
+	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has a loyalty trigger but is not tracked",
 						RelationGetRelationName(rel)),
-				 errhint("Call loyalty.untrack_purchases('%s') and track it again.",
-						 RelationGetRelationName(rel))));
+				 errhint("Call loyalty.track_purchases() for the table again, or drop the trigger.")));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	memset(tc, 0, sizeof(TrackCols));
-	tc->track_id = track_id;
-	tc->program_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	tc->member = attnum_of(rel, spi_text(tup, desc, 2), "member", true);
-	tc->amount = attnum_of(rel, spi_text(tup, desc, 3), "amount", true);
-	tc->at = attnum_of(rel, spi_text(tup, desc, 4), "time", false);
-	tc->status = attnum_of(rel, spi_text(tup, desc, 5), "status", false);
-	tc->channel = attnum_of(rel, spi_text(tup, desc, 6), "channel", false);
-	tc->category = attnum_of(rel, spi_text(tup, desc, 7), "category", false);
-	tc->store = attnum_of(rel, spi_text(tup, desc, 8), "store", false);
 
+	/* reading may have processed an invalidation that reset the cache */
+	if (track_generation != loyalty_config_generation)
+		return fetch_track(track_id, rel);
+	old = MemoryContextSwitchTo(track_context);
+	t = palloc0(sizeof(TrackConf));
+	t->track_id = track_id;
+	t->program_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	for (int i = 0; i < 7; i++)
+		t->cols[i] = spi_text(tup, desc, i + 2);
 	d = SPI_getbinval(tup, desc, 9, &isnull);
 	{
 		Datum	   *elems;
@@ -240,9 +273,9 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 						  &elems, &nulls, &n);
 		if (n < 1 || n > INDEX_MAX_KEYS)
 			elog(ERROR, "tracked table has %d reference columns", n);
-		tc->nref = n;
+		t->nref = n;
 		for (int i = 0; i < n; i++)
-			tc->ref[i] = attnum_of(rel, TextDatumGetCString(elems[i]), "reference", true);
+			t->ref[i] = TextDatumGetCString(elems[i]);
 	}
 	d = SPI_getbinval(tup, desc, 10, &isnull);
 	if (!isnull)
@@ -253,13 +286,51 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 
 		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &n);
-		tc->reversed = palloc(sizeof(char *) * Max(n, 1));
+		t->reversed = palloc(sizeof(char *) * Max(n, 1));
 		for (int i = 0; i < n; i++)
 			if (!nulls[i])
-				tc->reversed[tc->nreversed++] = TextDatumGetCString(elems[i]);
+				t->reversed[t->nreversed++] = TextDatumGetCString(elems[i]);
 	}
-	tc->lots_type = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+	t->lots_type = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+	t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 12, &isnull));
+	t->next = track_cache;
+	track_cache = t;
+	MemoryContextSwitchTo(old);
+	return t;
 }
+
+/* The configuration with column positions resolved (SPI must be connected). */
+static void
+load_track(int32 track_id, Relation rel, TrackCols *tc)
+{
+	TrackConf  *t = fetch_track(track_id, rel);
+
+	/* the id must name this very table: nobody may borrow another table's tracking */
+	if (t->relid != RelationGetRelid(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has a loyalty trigger but is not tracked",
+						RelationGetRelationName(rel)),
+				 errhint("Call loyalty.track_purchases() for the table again, or drop the trigger.")));
+	memset(tc, 0, sizeof(TrackCols));
+	tc->track_id = track_id;
+	tc->program_id = t->program_id;
+	tc->member = attnum_of(rel, t->cols[0], "member", true);
+	tc->amount = attnum_of(rel, t->cols[1], "amount", true);
+	tc->at = attnum_of(rel, t->cols[2], "time", false);
+	tc->status = attnum_of(rel, t->cols[3], "status", false);
+	tc->channel = attnum_of(rel, t->cols[4], "channel", false);
+	tc->category = attnum_of(rel, t->cols[5], "category", false);
+	tc->store = attnum_of(rel, t->cols[6], "store", false);
+	tc->nref = t->nref;
+	for (int i = 0; i < t->nref; i++)
+		tc->ref[i] = attnum_of(rel, t->ref[i], "reference", true);
+	tc->nreversed = t->nreversed;
+	tc->reversed = t->reversed;
+	tc->lots_type = t->lots_type;
+}
+
+static void update_one(MemberState *m, Oid lots_type);
 
 /* ---- reading purchase rows ---- */
 
@@ -476,7 +547,8 @@ member_key_cmp(const void *key, const void *m)
 static SPIPlanPtr
 keep(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	/* generic plans: these run for every purchase statement; replanning cost more than the work */
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
@@ -484,33 +556,20 @@ keep(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/* Enroll (when the program does) and lock members in id order. */
 static void
-lock_members(TrackCols *tc, ProgramConf *prog, MemberState *members, int nmembers)
+lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missing)
 {
 	Datum	   *keys = palloc(sizeof(Datum) * nmembers);
 	Datum		args[2];
-	ArrayType  *arr;
+	int			n = 0;
 
 	for (int i = 0; i < nmembers; i++)
-		keys[i] = CStringGetTextDatum(members[i].key);
-	arr = construct_array(keys, nmembers, TEXTOID, -1, false, TYPALIGN_INT);
-	args[0] = Int32GetDatum(tc->program_id);
-	args[1] = PointerGetDatum(arr);
-
-	if (prog->auto_enroll)
-	{
-		if (plan_enroll == NULL)
-		{
-			Oid			t[2] = {INT4OID, TEXTARRAYOID};
-
-			plan_enroll = keep("INSERT INTO loyalty.members (program_id, member_key)"
-							   " SELECT $1, k FROM unnest($2) AS k"
-							   " ON CONFLICT (program_id, member_key) DO NOTHING", 2, t);
-		}
-		if (SPI_execute_plan(plan_enroll, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not enroll members");
-	}
+		if (!only_missing || !members[i].found)
+			keys[n++] = CStringGetTextDatum(members[i].key);
+	if (n == 0)
+		return;
+	args[0] = Int32GetDatum(program_id);
+	args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
 	if (plan_lock == NULL)
 	{
 		Oid			t[2] = {INT4OID, TEXTARRAYOID};
@@ -542,6 +601,45 @@ lock_members(TrackCols *tc, ProgramConf *prog, MemberState *members, int nmember
 		m->last_activity_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 		m->tier = spi_text(tup, desc, 6);
 	}
+}
+
+/*
+ * Lock the members in id order; enroll the missing ones when the program
+ * does (then lock those too).  Members sorted by key.
+ */
+static void
+lock_members(TrackCols *tc, ProgramConf *prog, MemberState *members, int nmembers)
+{
+	int			missing = 0;
+
+	lock_query(tc->program_id, members, nmembers, false);
+	for (int i = 0; i < nmembers; i++)
+		if (!members[i].found)
+			missing++;
+	if (missing == 0 || !prog->auto_enroll)
+		return;
+	{
+		Datum	   *keys = palloc(sizeof(Datum) * missing);
+		Datum		args[2];
+		int			n = 0;
+
+		for (int i = 0; i < nmembers; i++)
+			if (!members[i].found)
+				keys[n++] = CStringGetTextDatum(members[i].key);
+		args[0] = Int32GetDatum(tc->program_id);
+		args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		if (plan_enroll == NULL)
+		{
+			Oid			t[2] = {INT4OID, TEXTARRAYOID};
+
+			plan_enroll = keep("INSERT INTO loyalty.members (program_id, member_key)"
+							   " SELECT $1, k FROM unnest($2) AS k"
+							   " ON CONFLICT (program_id, member_key) DO NOTHING", 2, t);
+		}
+		if (SPI_execute_plan(plan_enroll, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not enroll members");
+	}
+	lock_query(tc->program_id, members, nmembers, true);
 }
 
 /* ---- caps ---- */
@@ -676,28 +774,9 @@ array_of(Datum *values, bool *nulls, int n, Oid type)
 	return construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign);
 }
 
-/*
- * Insert rows [from, from + n); returns a bool per row: inserted or skipped
- * because the purchase was already awarded.
- */
-static bool *
-rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
+static void
+insert_args(TrackCols *tc, PendingRows *rows, int from, int n, Datum *args)
 {
-	Datum		args[9];
-	bool	   *inserted = palloc0(sizeof(bool) * n);
-	HTAB	   *seen = NULL;
-
-	if (plan_insert == NULL)
-	{
-		Oid			t[9] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-		tc->lots_type == InvalidOid ? InvalidOid : get_array_type(tc->lots_type),
-		TEXTARRAYOID, TEXTARRAYOID, get_array_type(TIMESTAMPTZOID)};
-
-		plan_insert = keep("INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
-						   " points, lots, reference, reason, effective_at)"
-						   " SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u"
-						   " ON CONFLICT DO NOTHING RETURNING reference", 9, t);
-	}
 	args[0] = Int32GetDatum(tc->program_id);
 	args[1] = Int32GetDatum(tc->track_id);
 	args[2] = PointerGetDatum(array_of(rows->member_id + from, NULL, n, INT8OID));
@@ -707,6 +786,80 @@ rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
 	args[6] = PointerGetDatum(array_of(rows->reference + from, NULL, n, TEXTOID));
 	args[7] = PointerGetDatum(array_of(rows->reason + from, rows->reason_null + from, n, TEXTOID));
 	args[8] = PointerGetDatum(array_of(rows->effective + from, NULL, n, TIMESTAMPTZOID));
+}
+
+static SPIPlanPtr
+insert_plan(TrackCols *tc, bool on_conflict)
+{
+	Oid			t[9] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+	get_array_type(tc->lots_type), TEXTARRAYOID, TEXTARRAYOID,
+	get_array_type(TIMESTAMPTZOID)};
+	const char *sql = "INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
+		" points, lots, reference, reason, effective_at)"
+		" SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u";
+
+	if (on_conflict)
+		return keep(psprintf("%s ON CONFLICT DO NOTHING RETURNING reference", sql), 9, t);
+	return keep(sql, 9, t);
+}
+
+/*
+ * Insert rows [from, from + n); returns a bool per row: inserted, or skipped
+ * because the purchase was awarded before (a replayed row).  Replays are
+ * rare, so the batch first goes in without ON CONFLICT (no pre-check per
+ * row) inside a subtransaction; a unique violation retries it with
+ * ON CONFLICT DO NOTHING to find what is new.
+ */
+static bool *
+rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
+{
+	Datum		args[9];
+	bool	   *inserted = palloc0(sizeof(bool) * n);
+	HTAB	   *seen = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		duplicate = false;
+
+	insert_args(tc, rows, from, n, args);
+	/* small batches: a subtransaction costs more than ON CONFLICT's checks */
+	if (n < 1000)
+		goto with_on_conflict;
+	if (plan_insert_fast == NULL)
+		plan_insert_fast = insert_plan(tc, false);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (SPI_execute_plan(plan_insert_fast, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write ledger entries");
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		duplicate = true;
+	}
+	PG_END_TRY();
+	if (!duplicate)
+	{
+		memset(inserted, true, sizeof(bool) * n);
+		return inserted;
+	}
+
+with_on_conflict:
+	if (plan_insert == NULL)
+		plan_insert = insert_plan(tc, true);
 	if (SPI_execute_plan(plan_insert, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not write ledger entries");
 	if (SPI_processed == (uint64) n)
@@ -714,7 +867,6 @@ rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
 		memset(inserted, true, sizeof(bool) * n);
 		return inserted;
 	}
-	/* some purchases were awarded before (a replay): find which went in */
 	{
 		HASHCTL		ctl;
 
@@ -788,26 +940,85 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 		elog(ERROR, "could not update member balances");
 }
 
+/*
+ * One member's few ledger rows and new balance in a single statement.  The
+ * UPDATE applies only if every row went in; otherwise (a replayed purchase)
+ * the balance is rebuilt from what did.
+ */
+static void
+write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
+{
+	Datum		args[14];
+	char		nulls[14];
+	Balance    *before = balbuf_to_balance(&m->lots);
+	bool		isnull;
+	Datum		refs;
+
+	for (int i = 0; i < rows->n; i++)
+		balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
+	memset(nulls, ' ', sizeof(nulls));
+	insert_args(tc, rows, 0, rows->n, args);
+	args[9] = PointerGetDatum(balbuf_to_balance(&m->lots));
+	args[10] = TimestampTzGetDatum(m->first_purchase_at);
+	if (!m->had_purchase)
+		nulls[10] = 'n';
+	args[11] = TimestampTzGetDatum(m->last_activity_at);
+	args[12] = Int64GetDatum(m->id);
+	args[13] = Int64GetDatum(rows->n);
+	if (plan_one_member == NULL)
+	{
+		Oid			t[14] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+			get_array_type(tc->lots_type), TEXTARRAYOID, TEXTARRAYOID,
+			get_array_type(TIMESTAMPTZOID), tc->lots_type, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		INT8OID, INT8OID};
+
+		plan_one_member = keep(
+							   "WITH ins AS ("
+							   " INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
+							   " points, lots, reference, reason, effective_at)"
+							   " SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u"
+							   " ON CONFLICT DO NOTHING RETURNING reference),"
+							   " upd AS (UPDATE loyalty.members SET balance = $10,"
+							   " first_purchase_at = $11, last_activity_at = $12"
+							   " WHERE id = $13 AND (SELECT count(*) FROM ins) = $14 RETURNING 1)"
+							   " SELECT (SELECT count(*) FROM upd), (SELECT array_agg(reference) FROM ins)",
+							   14, t);
+	}
+	if (SPI_execute_plan(plan_one_member, args, nulls, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not write ledger entries");
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 1)
+		return;
+
+	/* some purchases were awarded before: apply only the rows that went in */
+	refs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	balbuf_from_balance(&m->lots, before);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(refs), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &enulls, &n);
+		for (int i = 0; i < rows->n; i++)
+			for (int j = 0; j < n; j++)
+				if (strcmp(TextDatumGetCString(rows->reference[i]), TextDatumGetCString(elems[j])) == 0)
+					balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
+		update_one(m, tc->lots_type);
+	}
+}
+
 /* the lots one award adds: pending while the pending period runs */
 static Balance *
 award_lots(ProgramConf *prog, TimestampTz at, int64 points, const char **kind)
 {
-	BalanceBuf	b;
 	TimestampTz expires = loyalty_expiry(prog, at);
 	TimestampTz release = loyalty_release(prog, at);
+	bool		pending = release > at || release > GetCurrentTransactionStartTimestamp();
 
-	balbuf_init(&b);
-	if (release > at || release > GetCurrentTransactionStartTimestamp())
-	{
-		balbuf_add_pending(&b, points, release, expires);
-		*kind = "pending";
-	}
-	else
-	{
-		balbuf_add_lot(&b, points, expires);
-		*kind = "earn";
-	}
-	return balbuf_to_balance(&b);
+	*kind = pending ? "pending" : "earn";
+	return balance_single(points, release, expires, pending);
 }
 
 static int32
@@ -921,6 +1132,13 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		}
 	}
 
+	/* the common case, one customer's purchase: one statement writes both */
+	if (nmembers == 1 && rows.n > 0 && rows.n <= 16)
+	{
+		write_one_member(&tc, &members[0], &rows);
+		goto done;
+	}
+
 	/* 4. write the ledger in batches; only what went in changes balances */
 	for (int from = 0; from < rows.n; from += INSERT_BATCH)
 	{
@@ -930,12 +1148,10 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		for (int i = 0; i < n; i++)
 		{
 			MemberState *m = &members[rows.member[from + i]];
-			BalanceBuf	delta;
 
 			if (!inserted[i])
 				continue;
-			balbuf_from_balance(&delta, DatumGetBalanceP(rows.lots[from + i]));
-			balbuf_merge(&m->lots, &delta);
+			balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows.lots[from + i]));
 			m->dirty = true;
 		}
 	}
