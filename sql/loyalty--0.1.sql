@@ -7,8 +7,9 @@
 
 CREATE TYPE loyalty.lots;
 
+-- STABLE like timestamptz_in: input without a zone is read in the session's TimeZone
 CREATE FUNCTION loyalty.lots_in(cstring) RETURNS loyalty.lots
-	AS 'MODULE_PATHNAME', 'lots_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'lots_in' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION loyalty.lots_out(loyalty.lots) RETURNS cstring
 	AS 'MODULE_PATHNAME', 'lots_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION loyalty.lots_recv(internal) RETURNS loyalty.lots
@@ -113,14 +114,28 @@ CREATE FUNCTION loyalty.tz_add(ts timestamptz, span interval, time_zone text)
 COMMENT ON FUNCTION loyalty.tz_add(timestamptz, interval, text) IS
 	'ts + span with months and days counted on the wall clock of time_zone (DST-safe)';
 
+CREATE FUNCTION loyalty.interval_sign(interval) RETURNS integer
+	AS 'MODULE_PATHNAME', 'loyalty_interval_sign' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.interval_sign(interval) IS
+	'1 if no field is negative and one is positive, 0 if all are zero, -1 if any field is negative';
+
 CREATE FUNCTION loyalty.valid_time_zone(text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'loyalty_valid_time_zone' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 -- End of the period containing ts, plus extra whole periods, in time_zone.
 CREATE FUNCTION loyalty.period_end(ts timestamptz, period text, extra integer, time_zone text)
 	RETURNS timestamptz
-	LANGUAGE sql STABLE STRICT PARALLEL SAFE
+	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF period NOT IN ('day', 'week', 'month', 'quarter', 'year') THEN
+		RAISE EXCEPTION 'unknown period "%"', period
+			USING ERRCODE = '22023', HINT = 'Use day, week, month, quarter or year.';
+	END IF;
+	IF extra < 0 THEN
+		RAISE EXCEPTION 'extra periods must not be negative' USING ERRCODE = '22023';
+	END IF;
 	RETURN loyalty.tz_add(
 		date_trunc(period, ts, time_zone),
 		CASE period
@@ -131,6 +146,8 @@ CREATE FUNCTION loyalty.period_end(ts timestamptz, period text, extra integer, t
 			WHEN 'year' THEN make_interval(years => extra + 1)
 		END,
 		time_zone);
+END
+$$;
 
 ------------------------------------------------------------------------------
 -- Configuration and data
@@ -147,11 +164,12 @@ CREATE TABLE loyalty.programs (
 	point_value		numeric NOT NULL DEFAULT 0.01 CHECK (point_value >= 0),
 	expiry_policy	text NOT NULL DEFAULT 'never'
 					CHECK (expiry_policy IN ('never', 'after', 'period_end')),
-	expiry_interval interval CHECK (expiry_interval > interval '0'),
+	-- every field positive or zero: '1 mon -29 days' would run backwards in February
+	expiry_interval interval CHECK (loyalty.interval_sign(expiry_interval) = 1),
 	expiry_period	text CHECK (expiry_period IN ('month', 'quarter', 'year')),
 	expiry_extra_periods integer NOT NULL DEFAULT 0 CHECK (expiry_extra_periods BETWEEN 0 AND 1000),
 	pending_interval interval NOT NULL DEFAULT interval '0'
-					CHECK (pending_interval >= interval '0'),
+					CHECK (loyalty.interval_sign(pending_interval) >= 0),
 	time_zone		text NOT NULL DEFAULT 'UTC' CHECK (loyalty.valid_time_zone(time_zone)),
 	is_default		boolean NOT NULL DEFAULT false,
 	auto_enroll		boolean NOT NULL DEFAULT true,
@@ -167,7 +185,7 @@ COMMENT ON TABLE loyalty.programs IS 'loyalty programs, one row each; configure 
 CREATE TABLE loyalty.members (
 	id				bigserial PRIMARY KEY,
 	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
-	member_key		text COLLATE "C" NOT NULL,	-- bytewise: keys are identifiers
+	member_key		text NOT NULL,
 	balance			loyalty.lots NOT NULL DEFAULT '{}',
 	enrolled_at		timestamptz NOT NULL DEFAULT now(),
 	last_activity_at timestamptz,
@@ -249,7 +267,7 @@ CREATE TABLE loyalty.ledger (
 	kind			loyalty.entry_kind NOT NULL,
 	points			bigint NOT NULL,
 	lots			loyalty.lots NOT NULL,
-	reference		text COLLATE "C",
+	reference		text,
 	reason			text,
 	effective_at	timestamptz NOT NULL,
 	recorded_at		timestamptz NOT NULL DEFAULT now(),
@@ -542,8 +560,9 @@ BEGIN
 		RETURN l;
 	END IF;
 
-	expires := loyalty.expiry_for(p, at);
 	release_at := loyalty.tz_add(at, p.pending_interval, p.time_zone);
+	-- points count as earned when they are released: expiry runs from then
+	expires := loyalty.expiry_for(p, release_at);
 	-- pending while the pending period runs, or until a future earning time
 	is_pending := release_at > at OR release_at > now();
 	IF is_pending THEN
@@ -552,10 +571,18 @@ BEGIN
 		credit := loyalty.lots_add('{}', points, expires);
 	END IF;
 
-	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-	VALUES (p.id, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
-			points, credit, reference, at)
-	RETURNING * INTO l;
+	BEGIN
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
+		VALUES (p.id, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
+				points, credit, reference, at)
+		RETURNING * INTO l;
+	EXCEPTION WHEN unique_violation THEN
+		-- another member's request with this reference committed meanwhile
+		RAISE EXCEPTION 'reference "%" was already used for a different earn in program "%"',
+						reference, p.code
+			USING ERRCODE = 'LY004',
+				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+	END;
 	m.balance := loyalty.lots_merge(m.balance, credit);
 	UPDATE loyalty.members
 	   SET balance = loyalty._settle(m, now()),
@@ -593,9 +620,17 @@ BEGIN
 	END IF;
 	m.balance := loyalty._settle(m, now());
 	s := loyalty.lots_spend(m.balance, points, now());	-- LY001 when short
-	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-	VALUES (p.id, m.id, 'redeem', -points, s.drawn, reference, now())
-	RETURNING * INTO l;
+	BEGIN
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
+		VALUES (p.id, m.id, 'redeem', -points, s.drawn, reference, now())
+		RETURNING * INTO l;
+	EXCEPTION WHEN unique_violation THEN
+		-- another member's request with this reference committed meanwhile
+		RAISE EXCEPTION 'reference "%" was already used for a different redeem in program "%"',
+						reference, p.code
+			USING ERRCODE = 'LY004',
+				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+	END;
 	UPDATE loyalty.members
 	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
 	 WHERE id = m.id;
@@ -648,10 +683,18 @@ BEGIN
 		moved := s.drawn;
 		m.balance := s.remaining;
 	END IF;
-	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
-								effective_at)
-	VALUES (p.id, m.id, 'adjust', delta, moved, reference, reason, now())
-	RETURNING * INTO l;
+	BEGIN
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
+									effective_at)
+		VALUES (p.id, m.id, 'adjust', delta, moved, reference, reason, now())
+		RETURNING * INTO l;
+	EXCEPTION WHEN unique_violation THEN
+		-- another member's request with this reference committed meanwhile
+		RAISE EXCEPTION 'reference "%" was already used for a different adjust in program "%"',
+						reference, p.code
+			USING ERRCODE = 'LY004',
+				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+	END;
 	UPDATE loyalty.members
 	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now())
 	 WHERE id = m.id;
@@ -945,7 +988,7 @@ BEGIN
 	IF kind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
 	END IF;
-	IF tbl::oid IN ('loyalty.ledger'::regclass, 'loyalty.members'::regclass) THEN
+	IF (SELECT relnamespace FROM pg_class WHERE oid = tbl) = 'loyalty'::regnamespace THEN
 		RAISE EXCEPTION 'loyalty''s own tables cannot be tracked' USING ERRCODE = '42809';
 	END IF;
 

@@ -82,8 +82,9 @@ void
 balbuf_from_balance(BalanceBuf *buf, const Balance *b)
 {
 	balbuf_init(buf);
-	reserve_lots(buf, b->nlots + 1);
-	reserve_pending(buf, b->npending + 1);
+	/* exact size: a full value (BALANCE_MAX_LOTS) must still load */
+	reserve_lots(buf, Max(b->nlots, 1));
+	reserve_pending(buf, Max(b->npending, 1));
 	memcpy(buf->lots, BALANCE_LOTS(b), sizeof(BalanceLot) * b->nlots);
 	memcpy(buf->pending, BALANCE_PENDING(b), sizeof(PendingLot) * b->npending);
 	buf->nlots = b->nlots;

@@ -72,6 +72,19 @@ parse_points(char **p, const char *input)
 	return v;
 }
 
+/* the keyword as a separate word, any case; NULL if absent */
+static char *
+find_word(char *s, const char *word)
+{
+	size_t		n = strlen(word);
+
+	for (char *p = s; *p; p++)
+		if ((p == s || isspace((unsigned char) p[-1])) &&
+			pg_strncasecmp(p, word, n) == 0 && isspace((unsigned char) p[n]))
+			return p;
+	return NULL;
+}
+
 /* expect a keyword followed by a space */
 static bool
 take_word(char **p, const char *word)
@@ -119,12 +132,12 @@ parse_item(BalanceBuf *buf, char *item, const char *input)
 
 		if (!take_word(&p, "from"))
 			syntax_error(input, "Expected \"from\" after pending points.");
-		until = strstr(p, " until ");
+		until = find_word(p, "until");
 		if (until == NULL)
 			syntax_error(input, "Expected \"until\" in a pending lot.");
 		*until = '\0';
 		release = parse_ts(p, input);
-		expires = parse_ts(until + strlen(" until "), input);
+		expires = parse_ts(until + strlen("until"), input);
 		if (points == 0)
 			syntax_error(input, "A lot must hold at least one point.");
 		balbuf_add_pending(buf, points, release, expires);

@@ -20,6 +20,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -124,6 +125,7 @@ static SPIPlanPtr plan_cap_used = NULL;
 static SPIPlanPtr plan_insert = NULL;
 static SPIPlanPtr plan_insert_fast = NULL;
 static SPIPlanPtr plan_one_member = NULL;
+static SPIPlanPtr plan_settle = NULL;
 static SPIPlanPtr plan_update = NULL;
 static SPIPlanPtr plan_award_of = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
@@ -136,7 +138,7 @@ check_plans(void)
 {
 	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_cap_used, &plan_insert,
 	&plan_insert_fast, &plan_update, &plan_award_of, &plan_insert_one, &plan_update_one,
-	&plan_one_member};
+	&plan_one_member, &plan_settle};
 
 	if (plans_generation == loyalty_config_generation)
 		return;
@@ -299,14 +301,30 @@ fetch_track(int32 track_id, Relation rel)
 	return t;
 }
 
+/* row triggers fire on a partition; the tracked table is its root */
+static Oid
+tracked_relid(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (rel->rd_rel->relispartition)
+	{
+		List	   *ancestors = get_partition_ancestors(relid);
+
+		if (ancestors != NIL)
+			relid = llast_oid(ancestors);
+	}
+	return relid;
+}
+
 /* The configuration with column positions resolved (SPI must be connected). */
 static void
 load_track(int32 track_id, Relation rel, TrackCols *tc)
 {
 	TrackConf  *t = fetch_track(track_id, rel);
 
-	/* the id must name this very table: nobody may borrow another table's tracking */
-	if (t->relid != RelationGetRelid(rel))
+	/* the id must name this very table (or the partitioned table it belongs to) */
+	if (t->relid != tracked_relid(rel))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has a loyalty trigger but is not tracked",
@@ -1013,8 +1031,9 @@ write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
 static Balance *
 award_lots(ProgramConf *prog, TimestampTz at, int64 points, const char **kind)
 {
-	TimestampTz expires = loyalty_expiry(prog, at);
 	TimestampTz release = loyalty_release(prog, at);
+	/* points count as earned when released: expiry runs from then */
+	TimestampTz expires = loyalty_expiry(prog, release);
 	bool		pending = release > at || release > GetCurrentTransactionStartTimestamp();
 
 	*kind = pending ? "pending" : "earn";
@@ -1105,9 +1124,11 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		if (!m->found)
 			continue;			/* not a member and the program does not enroll */
 		p->facts.tier = m->tier;
-		points = apply_caps(prog, m, &p->facts, loyalty_rules_points(prog, &p->facts));
-		if (!m->had_purchase)
+		points = loyalty_rules_points(prog, &p->facts);
+		/* only a purchase that earns counts as the first purchase */
+		if (!m->had_purchase && points > 0)
 			bonus = loyalty_first_purchase_bonus(prog, &p->facts);
+		points = apply_caps(prog, m, &p->facts, points);
 		if (points > 0)
 		{
 			Balance    *lots = award_lots(prog, p->facts.at, points, &kind);
@@ -1320,6 +1341,32 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 	}
 }
 
+/*
+ * Write the release and expiry entries due now (loyalty._settle), as the
+ * SQL functions do before they spend, so that the ledger replays exactly.
+ */
+static void
+settle_due(MemberState *m)
+{
+	Datum		args[1];
+	bool		isnull;
+
+	if (plan_settle == NULL)
+	{
+		Oid			t[1] = {INT8OID};
+
+		plan_settle = keep("UPDATE loyalty.members m SET balance = loyalty._settle(m, now())"
+						   " WHERE id = $1 RETURNING balance", 1, t);
+	}
+	args[0] = Int64GetDatum(m->id);
+	if (SPI_execute_plan(plan_settle, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not settle member %lld", (long long) m->id);
+	balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1,
+																 &isnull)));
+}
+
 static void
 settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const char *reason)
 {
@@ -1330,6 +1377,7 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const
 		target = loyalty_rules_points(prog, &p->facts);
 	if (!lock_member(tc, prog, p->member_key, target > 0, &m))
 		return;
+	settle_due(&m);
 	if (target > 0)
 	{
 		p->facts.tier = m.tier;

@@ -20,6 +20,7 @@
 
 PG_FUNCTION_INFO_V1(loyalty_tz_add);
 PG_FUNCTION_INFO_V1(loyalty_valid_time_zone);
+PG_FUNCTION_INFO_V1(loyalty_interval_sign);
 
 pg_tz *
 loyalty_lookup_tz(const char *name)
@@ -107,4 +108,19 @@ loyalty_valid_time_zone(PG_FUNCTION_ARGS)
 	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	PG_RETURN_BOOL(pg_tzset(zone) != NULL);
+}
+
+/*
+ * 1 if every field of the interval is >= 0 and one is > 0, 0 if all are 0,
+ * -1 otherwise.  interval > '0' alone counts a month as 30 days, so it
+ * would accept '1 mon -29 days', which runs backwards in February.
+ */
+Datum
+loyalty_interval_sign(PG_FUNCTION_ARGS)
+{
+	Interval   *span = PG_GETARG_INTERVAL_P(0);
+
+	if (span->month < 0 || span->day < 0 || span->time < 0)
+		PG_RETURN_INT32(-1);
+	PG_RETURN_INT32(span->month > 0 || span->day > 0 || span->time > 0 ? 1 : 0);
 }

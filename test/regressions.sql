@@ -1,0 +1,62 @@
+-- One test per bug fixed; each failed before its fix.
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+SET client_min_messages = warning;
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION loyalty;
+SET TimeZone = 'UTC';
+SELECT plan(13);
+
+-- Expiry runs from the release: a month-end expiry with a 14-day pending
+-- period used to make every purchase in a month's last 14 days an error.
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_period, expiry_extra_periods,
+                              pending_interval, is_default)
+VALUES ('m', 'Monthly', 'period_end', 'month', 0, '14 days', true);
+SELECT ok((loyalty.enroll('bob')).id IS NOT NULL, 'enrolled');
+SELECT is((loyalty.earn('bob', 10, 'x', '2026-10-25 12:00:00+00')).lots::text,
+          '{pending 10 from 2026-11-08 12:00:00+00 until 2026-12-01 00:00:00+00}',
+          'late-month purchase: released after 14 days, expires at the end of that month');
+
+-- A refund used to release due pending lots without a release entry, so
+-- the ledger no longer replayed (LY006 from balance() as of a past instant).
+CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric, at timestamptz, status text);
+SELECT ok(loyalty.track_purchases('orders', 'customer', 'total', 'at', status_column => 'status') > 0, 'orders tracked');
+INSERT INTO orders VALUES (1, 'r7', 100, now() - interval '30 days', 'paid'),
+                          (2, 'r7', 50, now() - interval '3 days', 'paid');
+UPDATE orders SET status = 'refunded' WHERE id = 2;
+SELECT is(count(*)::int, 1, 'the refund wrote the release entry of the released order')
+  FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+ WHERE m.member_key = 'r7' AND l.kind = 'release';
+SELECT is((loyalty.redeem('r7', 10)).points, -10::bigint, 'redeem after the refund');
+SELECT is((loyalty.earn('r7', 1, 'f', now() + interval '1 day')).kind::text, 'pending', 'future-dated earn');
+SELECT is(loyalty.balance('r7', now()), 90::bigint, 'balance replays from the ledger (was LY006)');
+SELECT is_empty('SELECT * FROM loyalty.verify()', 'verify() is clean');
+
+-- A zero-amount purchase used to get the first-purchase bonus.
+INSERT INTO loyalty.earning_rules (program_id, name, kind, points)
+SELECT id, 'welcome', 'first_purchase', 100 FROM loyalty.programs WHERE code = 'm';
+INSERT INTO orders VALUES (3, 'zero', 0, now(), 'paid');
+SELECT is((SELECT count(*)::int FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+            WHERE m.member_key = 'zero'), 0, 'no bonus for a purchase that earns nothing');
+
+-- UPDATE/DELETE on a partition of a tracked partitioned table used to fail with 55000.
+CREATE TABLE porders (id int, customer text, total numeric, at timestamptz, status text,
+                      PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE porders_1 PARTITION OF porders FOR VALUES FROM (0) TO (1000);
+SELECT ok(loyalty.track_purchases('porders', 'customer', 'total', 'at', status_column => 'status') > 0, 'partitioned table tracked');
+INSERT INTO porders VALUES (1, 'p1', 40, now() - interval '30 days', 'paid');
+DELETE FROM porders WHERE id = 1;
+SELECT is(loyalty.balance('p1'), 0::bigint, 'a delete on a partition reverses the award');
+
+-- period_end() with an unknown period used to return NULL.
+SELECT throws_ok($$SELECT loyalty.period_end(now(), 'hour', 0, 'UTC')$$, '22023', NULL,
+                 'unknown period is an error');
+-- "until" in a pending lot used to be case-sensitive.
+SELECT is('{PENDING 3 FROM 2027-01-01 00:00:00+00 UNTIL infinity}'::loyalty.lots::text,
+          '{pending 3 from 2027-01-01 00:00:00+00 until infinity}', 'keywords in any case');
+
+SELECT * FROM finish();
+ROLLBACK;
