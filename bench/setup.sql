@@ -1,0 +1,21 @@
+-- Two identical purchase tables: one plain, one tracked by loyalty.
+CREATE EXTENSION IF NOT EXISTS loyalty;
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_period, pending_interval,
+                              time_zone, is_default)
+VALUES ('bench', 'Bench', 'period_end', 'year', '0', 'Europe/Berlin', true);
+INSERT INTO loyalty.earning_rules (program_id, name, kind, channel, multiplier)
+SELECT id, 'app double', 'multiplier', 'app', 2 FROM loyalty.programs;
+CREATE TABLE purchases_plain (
+    id bigserial PRIMARY KEY,
+    customer text NOT NULL,
+    amount numeric(12,2) NOT NULL,
+    channel text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE purchases (LIKE purchases_plain INCLUDING ALL);
+CREATE SEQUENCE purchases_id_seq OWNED BY purchases.id;
+ALTER TABLE purchases ALTER id SET DEFAULT nextval('purchases_id_seq');
+SELECT loyalty.track_purchases('purchases', 'customer', 'amount', 'created_at',
+                               channel_column => 'channel');
+-- members exist already, as in a running program
+SELECT count(*) FROM (SELECT loyalty.enroll('c' || i) FROM generate_series(1, 10000) i) s;
