@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -77,6 +79,7 @@ typedef struct Purchase
 	char	   *reference;
 	PurchaseFacts facts;
 	bool		reversed;
+	bool		duplicate;		/* its reference came earlier in the statement */
 	int			member;			/* index into members */
 } Purchase;
 
@@ -91,6 +94,11 @@ typedef struct MemberState
 	TimestampTz first_purchase_at;
 	TimestampTz last_activity_at;
 	char	   *tier;
+	/* purchase points this statement awarded so far, for caps seen later */
+	int			nawards;
+	int			maxawards;
+	TimestampTz *award_at;
+	int64	   *award_points;
 	/* caps: what this statement awarded so far, per (rule, period start) */
 	int			ncaps;
 	int			maxcaps;
@@ -126,6 +134,7 @@ static SPIPlanPtr plan_insert = NULL;
 static SPIPlanPtr plan_insert_fast = NULL;
 static SPIPlanPtr plan_one_member = NULL;
 static SPIPlanPtr plan_settle = NULL;
+static SPIPlanPtr plan_awarded = NULL;
 static SPIPlanPtr plan_update = NULL;
 static SPIPlanPtr plan_award_of = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
@@ -138,7 +147,7 @@ check_plans(void)
 {
 	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_cap_used, &plan_insert,
 	&plan_insert_fast, &plan_update, &plan_award_of, &plan_insert_one, &plan_update_one,
-	&plan_one_member, &plan_settle};
+	&plan_one_member, &plan_settle, &plan_awarded};
 
 	if (plans_generation == loyalty_config_generation)
 		return;
@@ -349,6 +358,7 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 }
 
 static void update_one(MemberState *m, Oid lots_type);
+static int	cstring_ptr_cmp(const void *a, const void *b);
 
 /* ---- reading purchase rows ---- */
 
@@ -458,6 +468,17 @@ value_time(TupleTableSlot *slot, int attnum, ProgramConf *prog)
 	return 0;
 }
 
+/* as record_out decides: empty, or any of ,()"\ or whitespace */
+static bool
+needs_quotes(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if (*p == ',' || *p == '(' || *p == ')' || *p == '"' || *p == '\\' ||
+			isspace((unsigned char) *p))
+			return true;
+	return false;
+}
+
 /* reference text: the value, or "(a,b)" for a composite key */
 static char *
 value_reference(TupleTableSlot *slot, TrackCols *tc)
@@ -482,7 +503,7 @@ value_reference(TupleTableSlot *slot, TrackCols *tc)
 			appendStringInfoChar(&buf, ',');
 		if (isnull)
 			continue;
-		if (*s == '\0' || strpbrk(s, ",()\"\\ ") != NULL)
+		if (*s == '\0' || needs_quotes(s))
 		{
 			appendStringInfoChar(&buf, '"');
 			for (char *p = s; *p; p++)
@@ -731,9 +752,26 @@ apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 poin
 			use->rule_id = r->id;
 			use->start = start;
 			use->used = cap_used_in_ledger(m->id, start, end);
+			/* and what this statement awarded before the cap first matched */
+			for (int k = 0; k < m->nawards; k++)
+				if (m->award_at[k] >= start && m->award_at[k] < end)
+					use->used = loyalty_add_points(use->used, m->award_points[k]);
 		}
 		room = Max(r->points - use->used, 0);
 		points = Min(points, room);
+	}
+	if (points > 0)
+	{
+		if (m->nawards == m->maxawards)
+		{
+			m->maxawards = Max(8, m->maxawards * 2);
+			m->award_at = m->award_at ? repalloc(m->award_at, sizeof(TimestampTz) * m->maxawards)
+				: palloc(sizeof(TimestampTz) * m->maxawards);
+			m->award_points = m->award_points ? repalloc(m->award_points, sizeof(int64) * m->maxawards)
+				: palloc(sizeof(int64) * m->maxawards);
+		}
+		m->award_at[m->nawards] = f->at;
+		m->award_points[m->nawards++] = points;
 	}
 	/* every matching cap counts what was finally awarded */
 	for (int j = 0; j < m->ncaps; j++)
@@ -792,6 +830,12 @@ array_of(Datum *values, bool *nulls, int n, Oid type)
 	return construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign);
 }
 
+static int
+cstring_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
 static void
 insert_args(TrackCols *tc, PendingRows *rows, int from, int n, Datum *args)
 {
@@ -833,7 +877,6 @@ rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
 {
 	Datum		args[9];
 	bool	   *inserted = palloc0(sizeof(bool) * n);
-	HTAB	   *seen = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	bool		duplicate = false;
@@ -886,30 +929,19 @@ with_on_conflict:
 		return inserted;
 	}
 	{
-		HASHCTL		ctl;
+		/* full-length comparison: references can be any length */
+		int			nref = (int) SPI_processed;
+		char	  **refs = palloc(sizeof(char *) * Max(nref, 1));
 
-		ctl.keysize = NAMEDATALEN * 4;
-		ctl.entrysize = NAMEDATALEN * 4;
-		ctl.hcxt = CurrentMemoryContext;
-		seen = hash_create("loyalty inserted references", Max(SPI_processed, 16), &ctl,
-						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		char	   *ref = spi_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		char		key[NAMEDATALEN * 4] = {0};
+		for (int i = 0; i < nref; i++)
+			refs[i] = spi_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		qsort(refs, nref, sizeof(char *), cstring_ptr_cmp);
+		for (int i = 0; i < n; i++)
+		{
+			char	   *ref = TextDatumGetCString(rows->reference[from + i]);
 
-		strlcpy(key, ref, sizeof(key));
-		hash_search(seen, key, HASH_ENTER, NULL);
-	}
-	for (int i = 0; i < n; i++)
-	{
-		char		key[NAMEDATALEN * 4] = {0};
-		bool		found;
-
-		strlcpy(key, TextDatumGetCString(rows->reference[from + i]), sizeof(key));
-		hash_search(seen, key, HASH_FIND, &found);
-		inserted[i] = found;
+			inserted[i] = bsearch(&ref, refs, nref, sizeof(char *), cstring_ptr_cmp) != NULL;
+		}
 	}
 	return inserted;
 }
@@ -1112,6 +1144,30 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	}
 	lock_members(&tc, prog, members, nmembers);
 
+	/*
+	 * A reference may repeat when reference_columns are not unique; as with
+	 * ON CONFLICT DO NOTHING, only its first row (in processing order) counts.
+	 */
+	if (npurchases > 1)
+	{
+		char	  **refs = palloc(sizeof(char *) * npurchases);
+
+		for (int i = 0; i < npurchases; i++)
+			refs[i] = purchases[i].reference;
+		qsort(refs, npurchases, sizeof(char *), cstring_ptr_cmp);
+		for (int i = 1; i < npurchases; i++)
+			if (strcmp(refs[i - 1], refs[i]) == 0)
+			{
+				/* duplicates exist: mark all but the first occurrence */
+				for (int a = 0; a < npurchases; a++)
+					for (int b = 0; b < a && !purchases[a].duplicate; b++)
+						if (!purchases[b].duplicate &&
+							strcmp(purchases[a].reference, purchases[b].reference) == 0)
+							purchases[a].duplicate = true;
+				break;
+			}
+	}
+
 	/* 3. points per purchase, in time order per member */
 	for (int i = 0; i < npurchases; i++)
 	{
@@ -1121,7 +1177,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 					bonus = 0;
 		const char *kind;
 
-		if (!m->found)
+		if (!m->found || p->duplicate)
 			continue;			/* not a member and the program does not enroll */
 		p->facts.tier = m->tier;
 		points = loyalty_rules_points(prog, &p->facts);
@@ -1305,6 +1361,26 @@ update_one(MemberState *m, Oid lots_type)
 		elog(ERROR, "could not update member balance");
 }
 
+/* The purchase's initial award exists, for another member (it was moved). */
+static bool
+awarded_elsewhere(TrackCols *tc, const char *reference)
+{
+	Datum		args[2];
+
+	if (plan_awarded == NULL)
+	{
+		Oid			t[2] = {INT4OID, TEXTOID};
+
+		plan_awarded = keep("SELECT 1 FROM loyalty.ledger WHERE track_id = $1 AND reference = $2"
+							" AND kind IN ('earn', 'pending')", 2, t);
+	}
+	args[0] = Int32GetDatum(tc->track_id);
+	args[1] = CStringGetTextDatum(reference);
+	if (SPI_execute_plan(plan_awarded, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the purchase's award");
+	return SPI_processed > 0;
+}
+
 /* Bring one purchase's award (under one reference) to target points. */
 static void
 settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
@@ -1324,6 +1400,8 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 
 		if (has_initial)
 			insert_one(tc, m, "adjust", diff, lots, reference, "purchase amount changed", at);
+		else if (awarded_elsewhere(tc, reference))
+			insert_one(tc, m, "adjust", diff, lots, reference, "purchase moved", at);
 		else
 			insert_one(tc, m, kind, diff, lots, reference, NULL, at);
 		balbuf_from_balance(&delta, lots);
@@ -1373,12 +1451,13 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const
 	MemberState m;
 	int64		target = 0;
 
+	/* a non-member has no tier: this decides whether to enroll */
 	if (award && !p->reversed)
 		target = loyalty_rules_points(prog, &p->facts);
 	if (!lock_member(tc, prog, p->member_key, target > 0, &m))
 		return;
 	settle_due(&m);
-	if (target > 0)
+	if (award && !p->reversed)
 	{
 		p->facts.tier = m.tier;
 		target = loyalty_rules_points(prog, &p->facts);
