@@ -162,6 +162,14 @@ pending_search(const BalanceBuf *buf, TimestampTz release, TimestampTz expires)
 	return lo;
 }
 
+/* first index whose lot is still usable at as_of (expires > as_of) */
+static int
+first_usable(const BalanceBuf *buf, TimestampTz as_of)
+{
+	/* nothing expires after infinity; as_of + 1 would overflow */
+	return as_of == DT_NOEND ? buf->nlots : lot_search(buf, as_of + 1);
+}
+
 /* insert or merge a lot, no debt handling */
 static void
 insert_lot(BalanceBuf *buf, int64 points, TimestampTz expires)
@@ -283,11 +291,8 @@ balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released)
 void
 balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
 {
-	int			n = lot_search(buf, as_of + (as_of == DT_NOEND ? 0 : 1));
+	int			n = first_usable(buf, as_of);	/* lots [0, n) have expired */
 
-	/* lots with expires <= as_of; infinity expires only at infinity */
-	if (as_of == DT_NOEND)
-		n = buf->nlots;
 	for (int i = 0; i < n; i++)
 	{
 		if (expired)
@@ -329,7 +334,7 @@ balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
 
 	check_positive(points, "points");
 	balbuf_settle(buf, as_of, NULL);
-	first = (as_of == DT_NOEND) ? buf->nlots : lot_search(buf, as_of + 1);
+	first = first_usable(buf, as_of);
 
 	/* debt owed is paid from usable lots before anything else */
 	for (i = first; i < buf->nlots && buf->debt > 0; i++)

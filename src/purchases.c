@@ -105,7 +105,8 @@ typedef struct MemberState
 	struct CapUse
 	{
 		int32		rule_id;
-		TimestampTz start;
+		TimestampTz start;		/* the cap's period: [start, end) */
+		TimestampTz end;
 		int64		used;
 	}		   *caps;
 } MemberState;
@@ -595,20 +596,31 @@ keep(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-static void
-lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missing)
+/* text[] of the members' keys (only the ones not found yet); NULL if none */
+static ArrayType *
+member_keys(MemberState *members, int nmembers, bool only_missing)
 {
 	Datum	   *keys = palloc(sizeof(Datum) * nmembers);
-	Datum		args[2];
 	int			n = 0;
 
 	for (int i = 0; i < nmembers; i++)
 		if (!only_missing || !members[i].found)
 			keys[n++] = CStringGetTextDatum(members[i].key);
 	if (n == 0)
+		return NULL;
+	return construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+static void
+lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missing)
+{
+	ArrayType  *keys = member_keys(members, nmembers, only_missing);
+	Datum		args[2];
+
+	if (keys == NULL)
 		return;
 	args[0] = Int32GetDatum(program_id);
-	args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(keys);
 	if (plan_lock == NULL)
 	{
 		Oid			t[2] = {INT4OID, TEXTARRAYOID};
@@ -643,30 +655,22 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 }
 
 /*
- * Lock the members in id order; enroll the missing ones when the program
- * does (then lock those too).  Members sorted by key.
+ * Lock the members in id order; with enroll, enroll the missing ones (then
+ * lock those too).  Members sorted by key.
  */
 static void
-lock_members(TrackCols *tc, ProgramConf *prog, MemberState *members, int nmembers)
+lock_members(TrackCols *tc, bool enroll, MemberState *members, int nmembers)
 {
-	int			missing = 0;
+	ArrayType  *missing;
 
 	lock_query(tc->program_id, members, nmembers, false);
-	for (int i = 0; i < nmembers; i++)
-		if (!members[i].found)
-			missing++;
-	if (missing == 0 || !prog->auto_enroll)
+	if (!enroll || (missing = member_keys(members, nmembers, true)) == NULL)
 		return;
 	{
-		Datum	   *keys = palloc(sizeof(Datum) * missing);
 		Datum		args[2];
-		int			n = 0;
 
-		for (int i = 0; i < nmembers; i++)
-			if (!members[i].found)
-				keys[n++] = CStringGetTextDatum(members[i].key);
 		args[0] = Int32GetDatum(tc->program_id);
-		args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		args[1] = PointerGetDatum(missing);
 		if (plan_enroll == NULL)
 		{
 			Oid			t[2] = {INT4OID, TEXTARRAYOID};
@@ -714,8 +718,6 @@ cap_used_in_ledger(int64 member_id, TimestampTz start, TimestampTz end)
 static int64
 apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 points)
 {
-	PurchaseFacts any = *f;
-
 	if (!prog->has_caps || points <= 0)
 		return points;
 	for (int i = 0; i < prog->nrules; i++)
@@ -726,14 +728,8 @@ apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 poin
 		struct CapUse *use = NULL;
 		int64		room;
 
-		if (r->kind != RULE_CAP)
-			continue;
-		/* a cap's conditions scope it; its min_amount is not a condition */
-		if (!(r->tier == NULL || (any.tier && strcmp(r->tier, any.tier) == 0)) ||
-			!(r->channel == NULL || (any.channel && strcmp(r->channel, any.channel) == 0)) ||
-			!(r->category == NULL || (any.category && strcmp(r->category, any.category) == 0)) ||
-			!(r->store == NULL || (any.store && strcmp(r->store, any.store) == 0)) ||
-			f->at < r->valid_from || f->at >= r->valid_until)
+		/* a cap's conditions scope it; its days, hours and min_amount do not */
+		if (r->kind != RULE_CAP || !loyalty_rule_scope_matches(r, f))
 			continue;
 		start = loyalty_period_start(prog->tz, r->cap_period, f->at);
 		end = loyalty_period_add(prog->tz, r->cap_period, 1, start);
@@ -751,6 +747,7 @@ apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 poin
 			use = &m->caps[m->ncaps++];
 			use->rule_id = r->id;
 			use->start = start;
+			use->end = end;
 			use->used = cap_used_in_ledger(m->id, start, end);
 			/* and what this statement awarded before the cap first matched */
 			for (int k = 0; k < m->nawards; k++)
@@ -773,14 +770,10 @@ apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 poin
 		m->award_at[m->nawards] = f->at;
 		m->award_points[m->nawards++] = points;
 	}
-	/* every matching cap counts what was finally awarded */
+	/* every cap period that holds this purchase counts what was finally awarded */
 	for (int j = 0; j < m->ncaps; j++)
-	{
-		for (int i = 0; i < prog->nrules; i++)
-			if (prog->rules[i].id == m->caps[j].rule_id &&
-				m->caps[j].start == loyalty_period_start(prog->tz, prog->rules[i].cap_period, f->at))
-				m->caps[j].used = loyalty_add_points(m->caps[j].used, points);
-	}
+		if (f->at >= m->caps[j].start && f->at < m->caps[j].end)
+			m->caps[j].used = loyalty_add_points(m->caps[j].used, points);
 	return points;
 }
 
@@ -1142,7 +1135,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 			members[nmembers++].key = purchases[i].member_key;
 		purchases[i].member = nmembers - 1;
 	}
-	lock_members(&tc, prog, members, nmembers);
+	lock_members(&tc, prog->auto_enroll, members, nmembers);
 
 	/*
 	 * A reference may repeat when reference_columns are not unique; as with
@@ -1246,22 +1239,11 @@ done:
 /* ---- corrections: UPDATE and DELETE of a purchase ---- */
 
 static bool
-lock_member(TrackCols *tc, ProgramConf *prog, const char *key, bool enroll, MemberState *m)
+lock_member(TrackCols *tc, const char *key, bool enroll, MemberState *m)
 {
-	MemberState one[1];
-
-	memset(one, 0, sizeof(one));
-	one[0].key = (char *) key;
-	if (!enroll)
-	{
-		ProgramConf tmp = *prog;
-
-		tmp.auto_enroll = false;
-		lock_members(tc, &tmp, one, 1);
-	}
-	else
-		lock_members(tc, prog, one, 1);
-	*m = one[0];
+	memset(m, 0, sizeof(MemberState));
+	m->key = (char *) key;
+	lock_members(tc, enroll, m, 1);
 	return m->found;
 }
 
@@ -1381,16 +1363,23 @@ awarded_elsewhere(TrackCols *tc, const char *reference)
 	return SPI_processed > 0;
 }
 
-/* Bring one purchase's award (under one reference) to target points. */
+/*
+ * Bring one purchase's award (under one reference) to target points.  With
+ * caps (the purchase's facts), an increase is capped like an award.
+ */
 static void
 settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
-				 TimestampTz at, int64 target, const char *reason)
+				 TimestampTz at, int64 target, const char *reason, const PurchaseFacts *caps)
 {
 	BalanceBuf	initial;
 	bool		has_initial;
 	int64		net = award_of(tc, m, reference, &initial, &has_initial);
-	int64		diff = loyalty_sub_points(target, net);
+	int64		diff;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (caps && target > net)
+		target = net + apply_caps(prog, m, caps, target - net);
+	diff = loyalty_sub_points(target, net);
 
 	if (diff > 0)
 	{
@@ -1454,7 +1443,7 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const
 	/* a non-member has no tier: this decides whether to enroll */
 	if (award && !p->reversed)
 		target = loyalty_rules_points(prog, &p->facts);
-	if (!lock_member(tc, prog, p->member_key, target > 0, &m))
+	if (!lock_member(tc, p->member_key, target > 0 && prog->auto_enroll, &m))
 		return;
 	settle_due(&m);
 	if (award && !p->reversed)
@@ -1463,20 +1452,12 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const
 		target = loyalty_rules_points(prog, &p->facts);
 	}
 	/* corrections are capped like awards; only an increase can hit a cap */
-	{
-		BalanceBuf	initial;
-		bool		has_initial;
-		int64		net = award_of(tc, &m, p->reference, &initial, &has_initial);
-
-		if (target > net)
-			target = net + apply_caps(prog, &m, &p->facts, target - net);
-	}
-	settle_reference(tc, prog, &m, p->reference, p->facts.at, target, reason);
+	settle_reference(tc, prog, &m, p->reference, p->facts.at, target, reason, &p->facts);
 	if (target == 0)
 	{
 		/* a purchase that no longer counts takes its first-purchase bonus along */
 		settle_reference(tc, prog, &m, psprintf("%s%s", p->reference, BONUS_SUFFIX),
-						 p->facts.at, 0, reason);
+						 p->facts.at, 0, reason, NULL);
 	}
 	else if (!m.had_purchase)
 	{
@@ -1484,7 +1465,7 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const
 
 		if (bonus > 0)
 			settle_reference(tc, prog, &m, psprintf("%s%s", p->reference, BONUS_SUFFIX),
-							 p->facts.at, bonus, "first-purchase bonus");
+							 p->facts.at, bonus, "first-purchase bonus", NULL);
 		m.had_purchase = true;
 		m.first_purchase_at = p->facts.at;
 		m.dirty = true;

@@ -324,14 +324,20 @@ numeric_cmp_values(Numeric a, Numeric b)
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
 }
 
+/* tier, channel, category, store and validity: all a cap rule is scoped by */
+bool
+loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f)
+{
+	return text_matches(r->tier, f->tier) && text_matches(r->channel, f->channel) &&
+		text_matches(r->category, f->category) && text_matches(r->store, f->store) &&
+		f->at >= r->valid_from && f->at < r->valid_until;
+}
+
 static bool
 rule_matches(ProgramConf *prog, EarnRule *r, const PurchaseFacts *f, LocalTime *lt,
 			 bool check_amount)
 {
-	if (!text_matches(r->tier, f->tier) || !text_matches(r->channel, f->channel) ||
-		!text_matches(r->category, f->category) || !text_matches(r->store, f->store))
-		return false;
-	if (f->at < r->valid_from || f->at >= r->valid_until)
+	if (!loyalty_rule_scope_matches(r, f))
 		return false;
 	if (r->dow_mask != 0 || r->hour_from >= 0)
 	{

@@ -96,6 +96,7 @@ typedef struct PurchaseFacts
 extern ProgramConf *loyalty_program_conf(int32 program_id);
 extern void loyalty_invalidate_config(void);
 extern uint64 loyalty_config_generation;
+extern bool loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f);
 extern int64 loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *facts);
 extern int64 loyalty_first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *facts);
 extern TimestampTz loyalty_expiry(ProgramConf *prog, TimestampTz earned_at);
