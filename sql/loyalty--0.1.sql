@@ -496,6 +496,32 @@ BEGIN
 END
 $$;
 
+-- Append one API entry.  Two members' concurrent requests with one reference
+-- both pass _replayed(); the unique index stops the second, reported as LY004.
+CREATE FUNCTION loyalty._append(program loyalty.programs, member_id bigint, kind text,
+								points bigint, lots loyalty.lots, reference text, reason text,
+								effective_at timestamptz)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	l loyalty.ledger;
+BEGIN
+	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
+								effective_at)
+	VALUES (program.id, _append.member_id, _append.kind, _append.points, _append.lots,
+			_append.reference, _append.reason, _append.effective_at)
+	RETURNING * INTO l;
+	RETURN l;
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
+					reference, CASE kind WHEN 'pending' THEN 'earn' ELSE kind END, program.code
+		USING ERRCODE = 'LY004',
+			  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+END
+$$;
+
 ------------------------------------------------------------------------------
 -- Member functions.  Each takes the member key first and the program last.
 -- The key may be bigint, uuid, text or any type: it is stored as its text
@@ -571,18 +597,8 @@ BEGIN
 		credit := loyalty.lots_add('{}', points, expires);
 	END IF;
 
-	BEGIN
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-		VALUES (p.id, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
-				points, credit, reference, at)
-		RETURNING * INTO l;
-	EXCEPTION WHEN unique_violation THEN
-		-- another member's request with this reference committed meanwhile
-		RAISE EXCEPTION 'reference "%" was already used for a different earn in program "%"',
-						reference, p.code
-			USING ERRCODE = 'LY004',
-				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
-	END;
+	l := loyalty._append(p, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
+						 points, credit, reference, NULL, at);
 	m.balance := loyalty.lots_merge(m.balance, credit);
 	UPDATE loyalty.members
 	   SET balance = loyalty._settle(m, now()),
@@ -620,17 +636,7 @@ BEGIN
 	END IF;
 	m.balance := loyalty._settle(m, now());
 	s := loyalty.lots_spend(m.balance, points, now());	-- LY001 when short
-	BEGIN
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-		VALUES (p.id, m.id, 'redeem', -points, s.drawn, reference, now())
-		RETURNING * INTO l;
-	EXCEPTION WHEN unique_violation THEN
-		-- another member's request with this reference committed meanwhile
-		RAISE EXCEPTION 'reference "%" was already used for a different redeem in program "%"',
-						reference, p.code
-			USING ERRCODE = 'LY004',
-				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
-	END;
+	l := loyalty._append(p, m.id, 'redeem', -points, s.drawn, reference, NULL, now());
 	UPDATE loyalty.members
 	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
 	 WHERE id = m.id;
@@ -683,18 +689,7 @@ BEGIN
 		moved := s.drawn;
 		m.balance := s.remaining;
 	END IF;
-	BEGIN
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
-									effective_at)
-		VALUES (p.id, m.id, 'adjust', delta, moved, reference, reason, now())
-		RETURNING * INTO l;
-	EXCEPTION WHEN unique_violation THEN
-		-- another member's request with this reference committed meanwhile
-		RAISE EXCEPTION 'reference "%" was already used for a different adjust in program "%"',
-						reference, p.code
-			USING ERRCODE = 'LY004',
-				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
-	END;
+	l := loyalty._append(p, m.id, 'adjust', delta, moved, reference, reason, now());
 	UPDATE loyalty.members
 	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now())
 	 WHERE id = m.id;
