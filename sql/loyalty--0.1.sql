@@ -68,6 +68,16 @@ CREATE FUNCTION loyalty.lots_settle(lots loyalty.lots, as_of timestamptz,
 									OUT remaining loyalty.lots, OUT released loyalty.lots)
 	AS 'MODULE_PATHNAME', 'lots_settle' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+CREATE FUNCTION loyalty.lots_expire_all(lots loyalty.lots,
+										OUT remaining loyalty.lots, OUT expired loyalty.lots)
+	AS 'MODULE_PATHNAME', 'lots_expire_all' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.lots_expire_all(loyalty.lots) IS
+	'expire every available lot whatever its expiry (inactivity); pending lots stay';
+CREATE FUNCTION loyalty.lots_next_event(loyalty.lots) RETURNS timestamptz
+	AS 'MODULE_PATHNAME', 'lots_next_event' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.lots_next_event(loyalty.lots) IS
+	'the next release or finite expiry in the lots; NULL when nothing will change';
+
 CREATE FUNCTION loyalty.lots_merge(loyalty.lots, loyalty.lots) RETURNS loyalty.lots
 	AS 'MODULE_PATHNAME', 'lots_merge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION loyalty.lots_subtract(loyalty.lots, loyalty.lots) RETURNS loyalty.lots
@@ -163,7 +173,7 @@ CREATE TABLE loyalty.programs (
 					CHECK (rounding IN ('floor', 'half_up', 'ceil')),
 	point_value		numeric NOT NULL DEFAULT 0.01 CHECK (point_value >= 0),
 	expiry_policy	text NOT NULL DEFAULT 'never'
-					CHECK (expiry_policy IN ('never', 'after', 'period_end')),
+					CHECK (expiry_policy IN ('never', 'after', 'period_end', 'inactivity')),
 	-- every field positive or zero: '1 mon -29 days' would run backwards in February
 	expiry_interval interval CHECK (loyalty.interval_sign(expiry_interval) = 1),
 	expiry_period	text CHECK (expiry_period IN ('month', 'quarter', 'year')),
@@ -174,8 +184,10 @@ CREATE TABLE loyalty.programs (
 	is_default		boolean NOT NULL DEFAULT false,
 	auto_enroll		boolean NOT NULL DEFAULT true,
 	created_at		timestamptz NOT NULL DEFAULT now(),
+	-- 'after': each lot expires expiry_interval after it was earned;
+	-- 'inactivity': all points expire expiry_interval after the last activity
 	CONSTRAINT expiry_after_needs_interval
-		CHECK ((expiry_policy = 'after') = (expiry_interval IS NOT NULL)),
+		CHECK ((expiry_policy IN ('after', 'inactivity')) = (expiry_interval IS NOT NULL)),
 	CONSTRAINT expiry_period_end_needs_period
 		CHECK ((expiry_policy = 'period_end') = (expiry_period IS NOT NULL))
 );
@@ -193,6 +205,10 @@ CREATE TABLE loyalty.members (
 	tier			text,
 	UNIQUE (program_id, member_key)
 );
+-- run_maintenance() and expiring_points() find members with work due here
+CREATE INDEX members_next_event ON loyalty.members (loyalty.lots_next_event(balance));
+CREATE INDEX members_inactive ON loyalty.members (program_id, last_activity_at)
+	WHERE loyalty.lots_points(balance) > 0;
 COMMENT ON TABLE loyalty.members IS
 	'members keyed by the application''s customer key (as text); balance = lots after every ledger entry';
 
@@ -390,6 +406,8 @@ CREATE FUNCTION loyalty.expiry_for(program loyalty.programs, at timestamptz)
 	SET search_path = pg_catalog, pg_temp
 	RETURN CASE program.expiry_policy
 		WHEN 'never' THEN 'infinity'::timestamptz
+		-- inactivity: lots never expire on their own; _settle() expires them all
+		WHEN 'inactivity' THEN 'infinity'::timestamptz
 		WHEN 'after' THEN loyalty.tz_add(at, program.expiry_interval, program.time_zone)
 		WHEN 'period_end' THEN loyalty.period_end(at, program.expiry_period,
 												  program.expiry_extra_periods, program.time_zone)
@@ -435,30 +453,77 @@ BEGIN
 END
 $$;
 
--- Write release and expiry entries due at "at" and return the member's new lots.
-CREATE FUNCTION loyalty._settle(m loyalty.members, at timestamptz) RETURNS loyalty.lots
+-- When an inactive member's points all expire: NULL unless the program's
+-- policy is 'inactivity' and the member has been active.
+CREATE FUNCTION loyalty.inactivity_deadline(program loyalty.programs, last_activity timestamptz)
+	RETURNS timestamptz
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	RETURN CASE WHEN program.expiry_policy = 'inactivity' AND last_activity IS NOT NULL
+				THEN loyalty.tz_add(last_activity, program.expiry_interval, program.time_zone) END;
+
+-- Write the release and expiry entries of lots due by "at"; return what is left.
+CREATE FUNCTION loyalty._settle_lots(program_id integer, member_id bigint, lots loyalty.lots,
+									 at timestamptz)
+	RETURNS loyalty.lots
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, loyalty, pg_temp
 AS $$
 DECLARE
 	s record;
 	e record;
-	cur loyalty.lots;
 BEGIN
-	s := loyalty.lots_settle(m.balance, at);
+	s := loyalty.lots_settle(lots, at);
 	FOR e IN SELECT * FROM loyalty.lots_entries(s.released) LOOP
 		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		VALUES (m.program_id, m.id, 'release', 0,
+		VALUES (program_id, member_id, 'release', 0,
 				loyalty.lots_add_pending('{}', e.points, e.release_at, e.expires_at), e.release_at);
 	END LOOP;
-	cur := s.remaining;
-	s := loyalty.lots_expire(cur, at);
+	s := loyalty.lots_expire(s.remaining, at);
 	FOR e IN SELECT * FROM loyalty.lots_entries(s.expired) WHERE lots_entries.state = 'lot' LOOP
 		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		VALUES (m.program_id, m.id, 'expire', -e.points,
+		VALUES (program_id, member_id, 'expire', -e.points,
 				loyalty.lots_add('{}', e.points, e.expires_at), e.expires_at);
 	END LOOP;
 	RETURN s.remaining;
+END
+$$;
+
+-- The lots an inactive member loses at the deadline (written once per deadline).
+CREATE FUNCTION loyalty._inactivity_due(m loyalty.members, deadline timestamptz)
+	RETURNS boolean
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN deadline IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM loyalty.ledger l
+						 WHERE l.member_id = m.id AND l.effective_at = deadline
+						   AND l.kind = 'expire' AND l.reason = 'inactivity');
+
+-- Write release and expiry entries due at "at" (inactivity included) and
+-- return the member's new lots.
+CREATE FUNCTION loyalty._settle(m loyalty.members, at timestamptz) RETURNS loyalty.lots
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs;
+	deadline timestamptz;
+	cur loyalty.lots;
+	x record;
+BEGIN
+	SELECT * INTO p FROM loyalty.programs WHERE id = m.program_id;
+	deadline := loyalty.inactivity_deadline(p, m.last_activity_at);
+	IF deadline IS NULL OR deadline > at OR NOT loyalty._inactivity_due(m, deadline) THEN
+		RETURN loyalty._settle_lots(m.program_id, m.id, m.balance, at);
+	END IF;
+	cur := loyalty._settle_lots(m.program_id, m.id, m.balance, deadline);
+	x := loyalty.lots_expire_all(cur);
+	IF loyalty.lots_points(x.expired) > 0 THEN
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
+		VALUES (m.program_id, m.id, 'expire', -loyalty.lots_points(x.expired), x.expired,
+				'inactivity', deadline);
+	END IF;
+	RETURN loyalty._settle_lots(m.program_id, m.id, x.remaining, at);
 END
 $$;
 
@@ -597,12 +662,15 @@ BEGIN
 		credit := loyalty.lots_add('{}', points, expires);
 	END IF;
 
+	-- what expired before this activity (inactivity) stays expired
+	m.balance := loyalty._settle(m, least(at, now()));
 	l := loyalty._append(p, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
 						 points, credit, reference, NULL, at);
 	m.balance := loyalty.lots_merge(m.balance, credit);
+	m.last_activity_at := greatest(m.last_activity_at, at);
 	UPDATE loyalty.members
 	   SET balance = loyalty._settle(m, now()),
-		   last_activity_at = greatest(last_activity_at, at)
+		   last_activity_at = m.last_activity_at
 	 WHERE id = m.id;
 	RETURN l;
 END
@@ -717,20 +785,34 @@ DECLARE
 	p loyalty.programs := loyalty._program(program);
 	m loyalty.members := loyalty._member(p, member, false);
 	r loyalty.lots;
+	last_activity timestamptz;
+	deadline timestamptz;
 BEGIN
 	IF as_of IS NULL THEN
 		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = '22004';
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM loyalty.ledger
 				    WHERE member_id = m.id AND effective_at > as_of) THEN
-		RETURN m.balance;
+		r := m.balance;
+		last_activity := m.last_activity_at;
+	ELSE
+		SELECT loyalty.replay(lots, CASE WHEN kind = 'release' THEN 'release'
+										 WHEN points < 0 THEN 'debit' ELSE 'credit' END
+							  ORDER BY effective_at, id)
+		  INTO r
+		  FROM loyalty.ledger
+		 WHERE member_id = m.id AND effective_at <= as_of;
+		IF p.expiry_policy = 'inactivity' THEN
+			SELECT max(effective_at) INTO last_activity FROM loyalty.ledger
+			 WHERE member_id = m.id AND effective_at <= as_of
+			   AND kind IN ('earn', 'pending', 'redeem', 'adjust', 'transfer');
+		END IF;
 	END IF;
-	SELECT loyalty.replay(lots, CASE WHEN kind = 'release' THEN 'release'
-									 WHEN points < 0 THEN 'debit' ELSE 'credit' END
-						  ORDER BY effective_at, id)
-	  INTO r
-	  FROM loyalty.ledger
-	 WHERE member_id = m.id AND effective_at <= as_of;
+	-- inactivity expiry is due even before anything wrote it
+	deadline := loyalty.inactivity_deadline(p, last_activity);
+	IF deadline <= as_of AND loyalty._inactivity_due(m, deadline) THEN
+		r := (loyalty.lots_expire_all((loyalty.lots_settle(r, deadline)).remaining)).remaining;
+	END IF;
 	RETURN r;
 END
 $$;
@@ -1064,3 +1146,170 @@ END
 $$;
 COMMENT ON FUNCTION loyalty.untrack_purchases(regclass) IS
 	'stop awarding points for a table; earlier awards stay in the ledger';
+
+------------------------------------------------------------------------------
+-- Maintenance: releases, expiries and tier changes that fell due.  Balances
+-- are right as of any instant without it; it writes the entries that make
+-- the ledger and the stored lots say so, in batches, skipping locked members.
+------------------------------------------------------------------------------
+
+-- One batch of members whose lots have a release or expiry due by as_of,
+-- settled with set-based statements.  Returns (members, entries, expired points).
+CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer,
+									   OUT members bigint, OUT releases bigint,
+									   OUT expiries bigint, OUT expired_points bigint)
+	LANGUAGE sql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+	WITH due AS MATERIALIZED (
+		SELECT m.id, m.program_id, m.balance
+		  FROM loyalty.members m
+		 WHERE loyalty.lots_next_event(m.balance) <= as_of
+		 ORDER BY loyalty.lots_next_event(m.balance)
+		 LIMIT batch_size
+		   FOR UPDATE SKIP LOCKED
+	), settled AS MATERIALIZED (
+		SELECT d.id, d.program_id, s.released, x.expired, x.remaining
+		  FROM due d
+		 CROSS JOIN LATERAL loyalty.lots_settle(d.balance, as_of) s
+		 CROSS JOIN LATERAL loyalty.lots_expire(s.remaining, as_of) x
+	), rel AS (
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
+		SELECT s.program_id, s.id, 'release', 0,
+			   loyalty.lots_add_pending('{}', e.points, e.release_at, e.expires_at), e.release_at
+		  FROM settled s CROSS JOIN LATERAL loyalty.lots_entries(s.released) e
+		RETURNING 1
+	), exp AS (
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
+		SELECT s.program_id, s.id, 'expire', -e.points,
+			   loyalty.lots_add('{}', e.points, e.expires_at), e.expires_at
+		  FROM settled s CROSS JOIN LATERAL loyalty.lots_entries(s.expired) e
+		 WHERE e.state = 'lot'
+		RETURNING points
+	), upd AS (
+		UPDATE loyalty.members m SET balance = s.remaining
+		  FROM settled s WHERE m.id = s.id
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM rel), (SELECT count(*) FROM exp),
+		   (SELECT coalesce(-sum(points), 0) FROM exp)::bigint
+$$;
+
+-- Members of inactivity programs whose deadline passed with points left.
+CREATE FUNCTION loyalty._maintain_inactive(as_of timestamptz, batch_size integer,
+										   OUT members bigint, OUT expired_points bigint)
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs;
+	m loyalty.members;
+	before bigint;
+BEGIN
+	members := 0;
+	expired_points := 0;
+	FOR p IN SELECT * FROM loyalty.programs WHERE expiry_policy = 'inactivity' LOOP
+		-- an interval of months is at most 31 days per month longer than
+		-- a fixed one: prefilter loosely with the index, decide exactly below
+		FOR m IN SELECT * FROM loyalty.members mm
+				  WHERE mm.program_id = p.id AND loyalty.lots_points(mm.balance) > 0
+				    AND mm.last_activity_at <= as_of - justify_days(p.expiry_interval) + interval '4 days'
+				    AND loyalty.inactivity_deadline(p, mm.last_activity_at) <= as_of
+				  ORDER BY mm.last_activity_at
+				  LIMIT batch_size
+				    FOR UPDATE SKIP LOCKED
+		LOOP
+			before := loyalty.lots_points(m.balance);
+			m.balance := loyalty._settle(m, as_of);
+			UPDATE loyalty.members SET balance = m.balance WHERE id = m.id;
+			members := members + 1;
+			expired_points := expired_points + before - loyalty.lots_points(m.balance);
+		END LOOP;
+	END LOOP;
+END
+$$;
+
+CREATE FUNCTION loyalty.run_maintenance(as_of timestamptz DEFAULT now(),
+										batch_size integer DEFAULT 10000)
+	RETURNS TABLE (task text, members bigint, entries bigint, points bigint)
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	b record;
+	n_members bigint := 0;
+	n_releases bigint := 0;
+	n_expiries bigint := 0;
+	n_points bigint := 0;
+BEGIN
+	IF as_of IS NULL OR as_of > now() THEN
+		RAISE EXCEPTION 'maintenance cannot run ahead of time'
+			USING ERRCODE = '22023',
+				  DETAIL = format('as_of is %s, now() is %s.', coalesce(as_of::text, 'NULL'), now()),
+				  HINT = 'Pass an instant no later than now(); balances as of a future instant need no maintenance.';
+	END IF;
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be positive' USING ERRCODE = '22023';
+	END IF;
+	LOOP
+		b := loyalty._maintain_lots(as_of, batch_size);
+		n_members := n_members + b.members;
+		n_releases := n_releases + b.releases;
+		n_expiries := n_expiries + b.expiries;
+		n_points := n_points + b.expired_points;
+		EXIT WHEN b.members < batch_size;
+	END LOOP;
+	task := 'release'; members := NULL; entries := n_releases; points := NULL;
+	RETURN NEXT;
+	task := 'expire'; members := n_members; entries := n_expiries; points := n_points;
+	RETURN NEXT;
+	b := loyalty._maintain_inactive(as_of, 2147483647);
+	task := 'inactivity'; members := b.members; entries := b.members; points := b.expired_points;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION loyalty.run_maintenance(timestamptz, integer) IS
+	'write the releases, expiries and tier changes due by as_of; idempotent; skips locked members';
+
+-- "Your points expire soon": every member with points expiring in (as_of, as_of + within].
+CREATE FUNCTION loyalty.expiring_points(within interval DEFAULT interval '30 days',
+										as_of timestamptz DEFAULT now(), program text DEFAULT NULL)
+	RETURNS TABLE (program_code text, member_key text, expires_at timestamptz, points bigint,
+				   available bigint, reason text)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	IF within IS NULL OR within < interval '0' OR as_of IS NULL THEN
+		RAISE EXCEPTION 'within must be a non-negative interval and as_of not null'
+			USING ERRCODE = '22023';
+	END IF;
+	IF program IS NOT NULL THEN
+		PERFORM loyalty._program(program);	-- LY003 for an unknown code
+	END IF;
+	RETURN QUERY
+		SELECT p.code, m.member_key, e.expires_at, sum(e.points)::bigint,
+			   min(loyalty.lots_available(m.balance, as_of)), 'expiry'
+		  FROM loyalty.members m
+		  JOIN loyalty.programs p ON p.id = m.program_id
+		 CROSS JOIN LATERAL loyalty.lots_entries(m.balance) e
+		 WHERE loyalty.lots_next_event(m.balance) <= as_of + within
+		   AND (expiring_points.program IS NULL OR p.code = expiring_points.program)
+		   AND e.state <> 'debt' AND (e.release_at IS NULL OR e.release_at <= as_of)
+		   AND e.expires_at > as_of AND e.expires_at <= as_of + within
+		 GROUP BY p.code, m.member_key, e.expires_at
+		UNION ALL
+		SELECT p.code, m.member_key, d.deadline, loyalty.lots_available(m.balance, as_of),
+			   loyalty.lots_available(m.balance, as_of), 'inactivity'
+		  FROM loyalty.programs p
+		  JOIN loyalty.members m ON m.program_id = p.id AND loyalty.lots_points(m.balance) > 0
+		 CROSS JOIN LATERAL (SELECT loyalty.inactivity_deadline(p, m.last_activity_at)) AS d(deadline)
+		 WHERE p.expiry_policy = 'inactivity'
+		   AND (expiring_points.program IS NULL OR p.code = expiring_points.program)
+		   AND d.deadline > as_of AND d.deadline <= as_of + within
+		   AND loyalty.lots_available(m.balance, as_of) > 0
+		 ORDER BY 3, 1, 2;
+END
+$$;
+COMMENT ON FUNCTION loyalty.expiring_points(interval, timestamptz, text) IS
+	'members with points expiring within the interval, for "your points expire soon" messages';

@@ -318,6 +318,19 @@ balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
 	}
 }
 
+/* Inactivity: every lot expires now, whatever its own expiry; pending stay. */
+void
+balbuf_expire_all(BalanceBuf *buf, BalanceBuf *expired)
+{
+	for (int i = 0; i < buf->nlots; i++)
+	{
+		if (expired)
+			insert_lot(expired, buf->lots[i].points, buf->lots[i].expires);
+		buf->sum -= buf->lots[i].points;
+	}
+	buf->nlots = 0;
+}
+
 /*
  * Spend FIFO by soonest expiry among lots usable at as_of.  Without
  * allow_debt, spending more than is available is an error; with it, the

@@ -74,6 +74,7 @@ extern void balbuf_add_pending(BalanceBuf *buf, int64 points,
 extern void balbuf_add_debt(BalanceBuf *buf, int64 points);
 extern void balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released);
 extern void balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired);
+extern void balbuf_expire_all(BalanceBuf *buf, BalanceBuf *expired);
 extern void balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of,
 						 bool allow_debt, BalanceBuf *drawn);
 extern void balbuf_reverse(BalanceBuf *buf, int64 points, TimestampTz as_of,

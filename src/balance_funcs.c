@@ -16,6 +16,8 @@ PG_FUNCTION_INFO_V1(lots_add_pending);
 PG_FUNCTION_INFO_V1(lots_spend);
 PG_FUNCTION_INFO_V1(lots_expire);
 PG_FUNCTION_INFO_V1(lots_settle);
+PG_FUNCTION_INFO_V1(lots_expire_all);
+PG_FUNCTION_INFO_V1(lots_next_event);
 PG_FUNCTION_INFO_V1(lots_merge);
 PG_FUNCTION_INFO_V1(lots_subtract);
 PG_FUNCTION_INFO_V1(lots_apply);
@@ -97,6 +99,40 @@ lots_expire(PG_FUNCTION_ARGS)
 	balbuf_init(&expired);
 	balbuf_expire(&buf, PG_GETARG_TIMESTAMPTZ(1), &expired);
 	return pair_result(fcinfo, &buf, &expired);
+}
+
+Datum
+lots_expire_all(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf,
+				expired;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_init(&expired);
+	balbuf_expire_all(&buf, &expired);
+	return pair_result(fcinfo, &buf, &expired);
+}
+
+/*
+ * The next instant at which settling would change the lots: a pending
+ * release or a finite expiry; NULL when none.  Indexed on members, it is
+ * how run_maintenance() finds the members with work due.
+ */
+Datum
+lots_next_event(PG_FUNCTION_ARGS)
+{
+	Balance    *b = PG_GETARG_BALANCE_P(0);
+	BalanceLot *lots = BALANCE_LOTS(b);
+	PendingLot *pending = BALANCE_PENDING(b);
+	TimestampTz next = DT_NOEND;
+
+	if (b->nlots > 0)
+		next = lots[0].expires;	/* sorted: the first expires first */
+	for (int i = 0; i < b->npending; i++)
+		next = Min(next, Min(pending[i].release, pending[i].expires));
+	if (next == DT_NOEND)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(next);
 }
 
 Datum

@@ -359,6 +359,9 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 }
 
 static void update_one(MemberState *m, Oid lots_type);
+static void settle_due(MemberState *m, TimestampTz at);
+static void settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases,
+							MemberState *members);
 static int	cstring_ptr_cmp(const void *a, const void *b);
 
 /* ---- reading purchase rows ---- */
@@ -1136,6 +1139,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		purchases[i].member = nmembers - 1;
 	}
 	lock_members(&tc, prog->auto_enroll, members, nmembers);
+	settle_inactive(prog, purchases, npurchases, members);
 
 	/*
 	 * A reference may repeat when reference_columns are not unique; as with
@@ -1409,29 +1413,54 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 }
 
 /*
- * Write the release and expiry entries due now (loyalty._settle), as the
+ * Write the release and expiry entries due at "at" (loyalty._settle), as the
  * SQL functions do before they spend, so that the ledger replays exactly.
  */
 static void
-settle_due(MemberState *m)
+settle_due(MemberState *m, TimestampTz at)
 {
-	Datum		args[1];
+	Datum		args[2];
 	bool		isnull;
 
 	if (plan_settle == NULL)
 	{
-		Oid			t[1] = {INT8OID};
+		Oid			t[2] = {INT8OID, TIMESTAMPTZOID};
 
-		plan_settle = keep("UPDATE loyalty.members m SET balance = loyalty._settle(m, now())"
-						   " WHERE id = $1 RETURNING balance", 1, t);
+		plan_settle = keep("UPDATE loyalty.members m SET balance = loyalty._settle(m, $2)"
+						   " WHERE id = $1 RETURNING balance", 2, t);
 	}
 	args[0] = Int64GetDatum(m->id);
+	args[1] = TimestampTzGetDatum(at);
 	if (SPI_execute_plan(plan_settle, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not settle member %lld", (long long) m->id);
 	balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(SPI_tuptable->vals[0],
 																 SPI_tuptable->tupdesc, 1,
 																 &isnull)));
+}
+
+/*
+ * Under the inactivity policy a purchase after the deadline must not revive
+ * the points that expired at it: write that expiry before the award.  Only
+ * each member's first purchase in the statement is checked (see
+ * docs/concepts.md, Known limitations).
+ */
+static void
+settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases, MemberState *members)
+{
+	if (prog->expiry_policy != EXPIRY_INACTIVITY)
+		return;
+	for (int i = 0; i < npurchases; i++)
+	{
+		MemberState *m = &members[purchases[i].member];
+
+		if (i > 0 && purchases[i - 1].member == purchases[i].member)
+			continue;			/* sorted by member, then time: the first is the earliest */
+		if (!m->found || m->lots.nlots == 0 ||
+			loyalty_inactivity_deadline(prog, m->last_activity_at) > purchases[i].facts.at)
+			continue;
+		settle_due(m, purchases[i].facts.at);
+	}
 }
 
 static void
@@ -1445,7 +1474,7 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const
 		target = loyalty_rules_points(prog, &p->facts);
 	if (!lock_member(tc, p->member_key, target > 0 && prog->auto_enroll, &m))
 		return;
-	settle_due(&m);
+	settle_due(&m, GetCurrentTransactionStartTimestamp());
 	if (award && !p->reversed)
 	{
 		p->facts.tier = m.tier;

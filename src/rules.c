@@ -168,8 +168,9 @@ load_program(int32 program_id)
 		strcmp(s, "ceil") == 0 ? ROUND_CEIL : ROUND_HALF_UP;
 	s = get_text(tup, desc, 5);
 	conf->expiry_policy = strcmp(s, "never") == 0 ? EXPIRY_NEVER :
-		strcmp(s, "after") == 0 ? EXPIRY_AFTER : EXPIRY_PERIOD_END;
-	if (conf->expiry_policy == EXPIRY_AFTER)
+		strcmp(s, "after") == 0 ? EXPIRY_AFTER :
+		strcmp(s, "inactivity") == 0 ? EXPIRY_INACTIVITY : EXPIRY_PERIOD_END;
+	if (conf->expiry_policy == EXPIRY_AFTER || conf->expiry_policy == EXPIRY_INACTIVITY)
 		conf->expiry_interval = *DatumGetIntervalP(get_datum(tup, desc, 6, &isnull));
 	if (conf->expiry_policy == EXPIRY_PERIOD_END)
 		conf->expiry_period = parse_period(get_text(tup, desc, 7));
@@ -531,6 +532,7 @@ loyalty_expiry(ProgramConf *prog, TimestampTz earned_at)
 	switch (prog->expiry_policy)
 	{
 		case EXPIRY_NEVER:
+		case EXPIRY_INACTIVITY:	/* all at once, by _settle() */
 			return DT_NOEND;
 		case EXPIRY_AFTER:
 			return loyalty_tz_add_internal(earned_at, &prog->expiry_interval, prog->tz);
@@ -541,6 +543,15 @@ loyalty_expiry(ProgramConf *prog, TimestampTz earned_at)
 														   earned_at));
 	}
 	return DT_NOEND;
+}
+
+/* when an inactive member's points expire; DT_NOEND if never */
+TimestampTz
+loyalty_inactivity_deadline(ProgramConf *prog, TimestampTz last_activity)
+{
+	if (prog->expiry_policy != EXPIRY_INACTIVITY || TIMESTAMP_NOT_FINITE(last_activity))
+		return DT_NOEND;
+	return loyalty_tz_add_internal(last_activity, &prog->expiry_interval, prog->tz);
 }
 
 TimestampTz

@@ -29,7 +29,8 @@ typedef enum ExpiryPolicy
 {
 	EXPIRY_NEVER,
 	EXPIRY_AFTER,
-	EXPIRY_PERIOD_END
+	EXPIRY_PERIOD_END,
+	EXPIRY_INACTIVITY
 } ExpiryPolicy;
 
 /* calendar periods, for expiry and caps */
@@ -100,6 +101,7 @@ extern bool loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f
 extern int64 loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *facts);
 extern int64 loyalty_first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *facts);
 extern TimestampTz loyalty_expiry(ProgramConf *prog, TimestampTz earned_at);
+extern TimestampTz loyalty_inactivity_deadline(ProgramConf *prog, TimestampTz last_activity);
 extern TimestampTz loyalty_release(ProgramConf *prog, TimestampTz earned_at);
 extern TimestampTz loyalty_period_start(pg_tz *tz, Period period, TimestampTz ts);
 extern TimestampTz loyalty_period_add(pg_tz *tz, Period period, int n, TimestampTz start);

@@ -1,0 +1,181 @@
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+SET client_min_messages = warning;
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION loyalty;
+SET TimeZone = 'UTC';
+SELECT plan(42);
+
+-- Every policy, in two zones.  Berlin: CET->CEST 2025-03-30, CEST->CET
+-- 2025-10-26.  New York: EST->EDT 2025-03-09, EDT->EST 2025-11-02.
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval, expiry_period,
+							  expiry_extra_periods, time_zone) VALUES
+	('never_b',   'never',            'never',      NULL,       NULL,      0, 'Europe/Berlin'),
+	('month_b',   '1 month after',    'after',      '1 month',  NULL,      0, 'Europe/Berlin'),
+	('day_ny',    '1 day after',      'after',      '1 day',    NULL,      0, 'America/New_York'),
+	('year_ny',   '1 year after',     'after',      '1 year',   NULL,      0, 'America/New_York'),
+	('eom_b',     'end of month',     'period_end', NULL,       'month',   0, 'Europe/Berlin'),
+	('eoq_ny',    'end of quarter+1', 'period_end', NULL,       'quarter', 1, 'America/New_York'),
+	('eoy_b',     'end of year',      'period_end', NULL,       'year',    0, 'Europe/Berlin'),
+	('idle_b',    '6 idle months',    'inactivity', '6 months', NULL,      0, 'Europe/Berlin'),
+	('idle_ny',   '1 idle month',     'inactivity', '1 month',  NULL,      0, 'America/New_York');
+
+-- the expiry of the lot one earn() created
+CREATE FUNCTION pg_temp.expiry(program text, at timestamptz) RETURNS timestamptz
+	LANGUAGE sql AS $$
+	SELECT e.expires_at
+	  FROM loyalty.earn('x-' || program || at::text, 10, NULL, at, program) l,
+		   loyalty.lots_entries(l.lots) e
+$$;
+CREATE FUNCTION pg_temp.local(ts timestamptz, zone text) RETURNS text
+	LANGUAGE sql AS $$ SELECT to_char(ts AT TIME ZONE zone, 'YYYY-MM-DD HH24:MI') $$;
+
+SELECT loyalty.enroll('x-' || p.code || t.at::text, p.code)
+  FROM loyalty.programs p,
+	   (VALUES ('2025-01-31 10:00+00'::timestamptz), ('2024-02-29 12:00+00'), ('2025-03-08 17:00+00'),
+			   ('2025-03-29 12:00+00'), ('2025-10-25 12:00+00'), ('2025-10-31 23:30+00'),
+			   ('2025-11-01 16:00+00'), ('2025-12-31 23:30+00'), ('2025-06-30 23:00+00'),
+			   ('2025-09-30 12:00+00')) AS t(at);
+
+------------------------------------------------------------------------------
+-- never
+------------------------------------------------------------------------------
+SELECT is(pg_temp.expiry('never_b', '2025-01-31 10:00+00'), 'infinity', 'never: the lot never expires');
+
+------------------------------------------------------------------------------
+-- fixed interval after earning, on the program's wall clock
+------------------------------------------------------------------------------
+SELECT is(pg_temp.local(pg_temp.expiry('month_b', '2025-01-31 10:00+00'), 'Europe/Berlin'),
+		  '2025-02-28 11:00', '1 month after 31 January is 28 February (month end clamps)');
+SELECT is(pg_temp.local(pg_temp.expiry('month_b', '2025-03-29 12:00+00'), 'Europe/Berlin'),
+		  '2025-04-29 13:00', '1 month after, across Berlin spring forward: same local time');
+SELECT is(pg_temp.expiry('month_b', '2025-03-29 12:00+00'), '2025-04-29 11:00+00',
+		  '... which is an hour earlier in UTC');
+SELECT is(pg_temp.local(pg_temp.expiry('month_b', '2025-10-25 12:00+00'), 'Europe/Berlin'),
+		  '2025-11-25 14:00', '1 month after, across Berlin fall back: same local time (14:00 CEST -> 14:00 CET)');
+SELECT is(pg_temp.expiry('day_ny', '2025-03-08 17:00+00'), '2025-03-09 16:00+00',
+		  '1 day after, across New York spring forward, is 23 hours');
+SELECT is(pg_temp.expiry('day_ny', '2025-11-01 16:00+00'), '2025-11-02 17:00+00',
+		  '1 day after, across New York fall back, is 25 hours');
+SELECT is(pg_temp.local(pg_temp.expiry('year_ny', '2024-02-29 12:00+00'), 'America/New_York'),
+		  '2025-02-28 07:00', '1 year after a leap day is 28 February');
+
+------------------------------------------------------------------------------
+-- end of month / quarter / year after earning (+N periods), local midnight
+------------------------------------------------------------------------------
+SELECT is(pg_temp.expiry('eom_b', '2025-01-31 10:00+00'), '2025-01-31 23:00+00',
+		  'end of month: midnight Berlin (CET) at the end of January');
+SELECT is(pg_temp.expiry('eom_b', '2025-03-29 12:00+00'), '2025-03-31 22:00+00',
+		  'end of March is midnight CEST after spring forward');
+SELECT is(pg_temp.expiry('eom_b', '2025-10-31 23:30+00'), '2025-11-30 23:00+00',
+		  '23:30 UTC on 31 October is already November in Berlin (CET)');
+SELECT is(pg_temp.expiry('eom_b', '2024-02-29 12:00+00'), '2024-02-29 23:00+00',
+		  'a leap day earning expires at the end of that February');
+SELECT is(pg_temp.expiry('eoq_ny', '2025-06-30 23:00+00'), '2025-10-01 04:00+00',
+		  'end of quarter + 1: 30 June 19:00 in New York is Q2, so the end of Q3');
+SELECT is(pg_temp.expiry('eoq_ny', '2025-09-30 12:00+00'), '2026-01-01 05:00+00',
+		  'end of quarter + 1 from Q3 is the end of Q4, midnight EST');
+SELECT is(pg_temp.expiry('eoy_b', '2025-12-31 23:30+00'), '2026-12-31 23:00+00',
+		  'end of year: 23:30 UTC on 31 December is already next year in Berlin');
+SELECT is(pg_temp.expiry('eoy_b', '2024-02-29 12:00+00'), '2024-12-31 23:00+00',
+		  'end of year from a leap day');
+
+------------------------------------------------------------------------------
+-- inactivity: all points expire N months after the last activity
+------------------------------------------------------------------------------
+SELECT is(pg_temp.expiry('idle_b', '2025-01-31 10:00+00'), 'infinity',
+		  'inactivity: a lot has no expiry of its own');
+
+-- Correct as of any instant with no job run: a member earning in 2041 (the
+-- points are pending until then), asked about later instants
+SELECT loyalty.enroll('ann', 'idle_b');
+SELECT loyalty.earn('ann', 100, 'a1', '2041-01-31 10:00+00', 'idle_b');
+SELECT loyalty.earn('ann', 50, 'a2', '2041-02-28 10:00+00', 'idle_b');
+SELECT is(loyalty.balance('ann', '2041-08-28 08:59+00', 'idle_b'), 150::bigint,
+		  'inactivity: all points are there a minute before the deadline');
+SELECT is(loyalty.balance('ann', '2041-08-28 09:00+00', 'idle_b'), 0::bigint,
+		  'inactivity: all points expire 6 months after the last activity (11:00 CET -> 11:00 CEST), with no job run');
+SELECT is(loyalty.balance('ann', '2041-05-01', 'idle_b'), 150::bigint,
+		  'inactivity: as of an earlier instant the points are there');
+SELECT is((SELECT count(*) FROM loyalty.ledger
+			WHERE kind = 'expire' AND member_id = (SELECT id FROM loyalty.members WHERE member_key = 'ann')),
+		  0::bigint, 'nothing was written to answer those questions');
+SELECT is((SELECT points FROM loyalty.expiring_points('30 days', '2041-08-10', 'idle_b')
+			WHERE member_key = 'ann'), 150::bigint,
+		  'expiring_points lists the inactive member''s whole balance');
+SELECT is((SELECT expires_at FROM loyalty.expiring_points('30 days', '2041-08-10', 'idle_b')
+			WHERE member_key = 'ann'), '2041-08-28 09:00+00'::timestamptz,
+		  '... at the deadline');
+
+-- earning after the deadline does not revive the expired points
+SELECT loyalty.enroll('cy', 'idle_b');
+SELECT loyalty.earn('cy', 100, 'c1', '2025-01-31 10:00+00', 'idle_b');
+SELECT loyalty.earn('cy', 7, 'c2', '2025-09-15 10:00+00', 'idle_b');
+SELECT is(loyalty.balance('cy', '2025-09-15 10:00+00', 'idle_b'), 7::bigint,
+		  'earning after the deadline: only the new 7 points');
+SELECT is(loyalty.balance('cy', '2025-07-01', 'idle_b'), 100::bigint,
+		  'as of before the deadline the old points were there (replay)');
+SELECT is((SELECT row(points, effective_at, reason)::text FROM loyalty.ledger
+			WHERE kind = 'expire' AND member_id = (SELECT id FROM loyalty.members WHERE member_key = 'cy')
+			  AND effective_at < '2025-09-01'),
+		  row(-100, '2025-07-31 09:00+00'::timestamptz, 'inactivity')::text,
+		  'one expire entry for all lots, effective at the deadline, reason inactivity');
+
+-- tracked purchases in New York: 1 idle month on the local wall clock
+CREATE TABLE orders (id bigint PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('orders', 'customer', 'total', 'at', program => 'idle_ny');
+INSERT INTO orders VALUES (1, 'dee', 40, '2025-01-15 12:00+00');
+INSERT INTO orders VALUES (2, 'dee', 30, '2025-02-10 12:00+00');
+SELECT is(loyalty.balance('dee', '2025-03-10 10:59+00', 'idle_ny'), 70::bigint,
+		  'purchases in New York: 70 points before the deadline');
+SELECT is(loyalty.balance('dee', '2025-03-10 11:00+00', 'idle_ny'), 0::bigint,
+		  'a month after the last purchase on the New York wall clock (07:00 EST -> 07:00 EDT) they expire');
+SELECT is((SELECT count(*) FROM loyalty.ledger WHERE kind = 'expire'
+			AND member_id = (SELECT id FROM loyalty.members WHERE member_key = 'dee')),
+		  0::bigint, 'purchases wrote no expiry yet');
+INSERT INTO orders VALUES (3, 'dee', 5, '2025-04-01 12:00+00');
+SELECT is(loyalty.balance('dee', '2025-04-01 12:00+00', 'idle_ny'), 5::bigint,
+		  'a purchase after the deadline earns 5 and does not revive the 70');
+SELECT is((SELECT effective_at FROM loyalty.ledger
+			WHERE kind = 'expire' AND reason = 'inactivity'
+			  AND member_id = (SELECT id FROM loyalty.members WHERE member_key = 'dee')),
+		  '2025-03-10 11:00+00'::timestamptz, 'the trigger wrote the expiry at the deadline first');
+INSERT INTO orders VALUES (4, 'dee', 10, '2025-04-20 12:00+00');
+SELECT is(loyalty.balance('dee', '2025-05-15 12:00+00', 'idle_ny'), 15::bigint,
+		  'purchases within a month of each other keep the points: any activity extends');
+
+-- maintenance writes what fell due, once
+CREATE TABLE shop (id bigint PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('shop', 'customer', 'total', 'at', program => 'idle_b');
+INSERT INTO shop VALUES (1, 'fay', 100, '2025-01-31 10:00+00'), (2, 'fay', 50, '2025-02-28 10:00+00'),
+						(3, 'gus', 80, '2025-01-10 10:00+00'), (4, 'gus', 20, '2025-05-10 10:00+00');
+SELECT is(loyalty.balance('gus', '2025-08-10 10:00+00', 'idle_b'), 100::bigint,
+		  'activity on 10 May keeps 10 January''s points past 10 July');
+SELECT is(loyalty.balance('gus', '2025-11-10 11:00+00', 'idle_b'), 0::bigint,
+		  '... until 6 months after that activity');
+SELECT is((SELECT row(members, points)::text FROM loyalty.run_maintenance('2025-09-01') WHERE task = 'inactivity'),
+		  row(2, 165)::text, 'run_maintenance on 1 September expires fay''s 150 and dee''s 15 points');
+SELECT is(loyalty.balance('gus', '2025-09-01', 'idle_b'), 100::bigint, '... and leaves gus, active in May');
+SELECT is((SELECT row(points, effective_at, reason)::text FROM loyalty.ledger
+			WHERE kind = 'expire' AND member_id = (SELECT id FROM loyalty.members WHERE member_key = 'fay')),
+		  row(-150, '2025-08-28 09:00+00'::timestamptz, 'inactivity')::text,
+		  'written effective at the deadline');
+SELECT is((SELECT members FROM loyalty.run_maintenance('2025-09-01') WHERE task = 'inactivity'),
+		  0::bigint, 'run_maintenance is idempotent');
+SELECT is(loyalty.balance('fay', '2025-08-28 08:59+00', 'idle_b'), 150::bigint,
+		  'the balance before the deadline is the same after maintenance (replayed)');
+SELECT is((SELECT count(*) FROM loyalty.verify()), 0::bigint, 'verify() finds nothing wrong');
+
+------------------------------------------------------------------------------
+-- configuration errors
+------------------------------------------------------------------------------
+SELECT throws_ok($$INSERT INTO loyalty.programs (code, name, expiry_policy) VALUES ('bad', 'x', 'inactivity')$$,
+				 '23514', NULL, 'inactivity needs an interval');
+SELECT throws_ok($$INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval) VALUES ('bad', 'x', 'whenever', '1 day')$$,
+				 '23514', NULL, 'an unknown policy is refused');
+
+SELECT * FROM finish();
+ROLLBACK;
