@@ -61,6 +61,18 @@ BEGIN
 	RETURN a;
 END
 $$;
+-- text of n consecutive months from first
+CREATE FUNCTION pg_temp.months_text(first date, n int) RETURNS text
+LANGUAGE sql AS $$
+	SELECT '{' || string_agg(format('%s: spend 1 orders 1 points 1', to_char(d, 'YYYY-MM')), ', ' ORDER BY d) || '}'
+	  FROM generate_series(first, first + make_interval(months => n - 1), '1 month') d
+$$;
+-- throws_ok for text input refused with the message <message>: "<input>"
+CREATE FUNCTION pg_temp.refuses(input text, code text, message text, description text) RETURNS text
+LANGUAGE sql AS $$
+	SELECT throws_ok(format('SELECT %L::loyalty.activity', input), code, format('%s: "%s"', message, input), description)
+$$;
+\set syntax '''invalid input syntax for type loyalty.activity'''
 CREATE FUNCTION pg_temp.sum(a loyalty.activity, f date, t date) RETURNS text
 LANGUAGE sql AS $$ SELECT format('%s %s %s', spend, orders, points) FROM loyalty.activity_sum(a, f, t) $$;
 CREATE FUNCTION pg_temp.total(a loyalty.activity) RETURNS text
@@ -103,48 +115,40 @@ SELECT is(v::text::loyalty.activity::text, v::text, 'text output reads back as t
 ------------------------------------------------------------------------------
 -- Malformed text
 ------------------------------------------------------------------------------
-SELECT throws_ok($$SELECT 'garbage'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "garbage"', 'garbage is refused');
-SELECT throws_ok($$SELECT '{2026-01: spend 1 orders 1 points 1'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-01: spend 1 orders 1 points 1"', 'a missing closing brace is refused');
-SELECT throws_ok($$SELECT '{}x'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{}x"', 'text after the closing brace is refused');
-SELECT throws_ok($$SELECT '{2026-01: spend 1 orders 1 points 1,}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-01: spend 1 orders 1 points 1,}"', 'a trailing comma is refused');
-SELECT throws_ok($$SELECT '{2026-03: spend 1 orders 1 points 1, 2026-01: spend 1 orders 1 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-03: spend 1 orders 1 points 1, 2026-01: spend 1 orders 1 points 1}"',
+SELECT pg_temp.refuses('garbage', '22P02', :syntax,
+	'garbage is refused');
+SELECT pg_temp.refuses('{2026-01: spend 1 orders 1 points 1', '22P02', :syntax,
+	'a missing closing brace is refused');
+SELECT pg_temp.refuses('{}x', '22P02', :syntax,
+	'text after the closing brace is refused');
+SELECT pg_temp.refuses('{2026-01: spend 1 orders 1 points 1,}', '22P02', :syntax,
+	'a trailing comma is refused');
+SELECT pg_temp.refuses('{2026-03: spend 1 orders 1 points 1, 2026-01: spend 1 orders 1 points 1}', '22P02', :syntax,
 	'months out of order are refused');
-SELECT throws_ok($$SELECT '{2026-01: spend 1 orders 1 points 1, 2026-01: spend 1 orders 1 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-01: spend 1 orders 1 points 1, 2026-01: spend 1 orders 1 points 1}"',
+SELECT pg_temp.refuses('{2026-01: spend 1 orders 1 points 1, 2026-01: spend 1 orders 1 points 1}', '22P02', :syntax,
 	'a repeated month is refused');
-SELECT throws_ok($$SELECT '{0000-12: spend 1 orders 1 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{0000-12: spend 1 orders 1 points 1}"', 'year 0 is refused');
-SELECT throws_ok($$SELECT '{2026-13: spend 1 orders 1 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-13: spend 1 orders 1 points 1}"', 'month 13 is refused');
-SELECT throws_ok($$SELECT '{1.5e3: spend 1 orders 1 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{1.5e3: spend 1 orders 1 points 1}"', 'a month not written YYYY-MM is refused');
-SELECT throws_ok($$SELECT '{2026-01: orders 1 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-01: orders 1 points 1}"', 'a missing spend is refused');
-SELECT throws_ok($$SELECT '{2026-01: spend 1 orders 1.5 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-01: spend 1 orders 1.5 points 1}"', 'fractional orders are refused');
-SELECT throws_ok($$SELECT '{2026-01: spend 1e3 orders 1 points 1}'::loyalty.activity$$, '22P02',
-	'invalid input syntax for type loyalty.activity: "{2026-01: spend 1e3 orders 1 points 1}"', 'spend in exponent notation is refused');
-SELECT throws_ok($$SELECT '{2026-01: spend 1 orders 9223372036854775808 points 1}'::loyalty.activity$$, '22003',
-	'orders value out of range in loyalty.activity input: "{2026-01: spend 1 orders 9223372036854775808 points 1}"',
+SELECT pg_temp.refuses('{0000-12: spend 1 orders 1 points 1}', '22P02', :syntax,
+	'year 0 is refused');
+SELECT pg_temp.refuses('{2026-13: spend 1 orders 1 points 1}', '22P02', :syntax,
+	'month 13 is refused');
+SELECT pg_temp.refuses('{1.5e3: spend 1 orders 1 points 1}', '22P02', :syntax,
+	'a month not written YYYY-MM is refused');
+SELECT pg_temp.refuses('{2026-01: orders 1 points 1}', '22P02', :syntax,
+	'a missing spend is refused');
+SELECT pg_temp.refuses('{2026-01: spend 1 orders 1.5 points 1}', '22P02', :syntax,
+	'fractional orders are refused');
+SELECT pg_temp.refuses('{2026-01: spend 1e3 orders 1 points 1}', '22P02', :syntax,
+	'spend in exponent notation is refused');
+SELECT pg_temp.refuses('{2026-01: spend 1 orders 9223372036854775808 points 1}', '22003', 'orders value out of range in loyalty.activity input',
 	'orders beyond bigint are out of range');
-SELECT throws_ok($$SELECT '{2026-01: spend 1 orders 1 points -9223372036854775809}'::loyalty.activity$$, '22003',
-	'points value out of range in loyalty.activity input: "{2026-01: spend 1 orders 1 points -9223372036854775809}"',
+SELECT pg_temp.refuses('{2026-01: spend 1 orders 1 points -9223372036854775809}', '22003', 'points value out of range in loyalty.activity input',
 	'points below bigint are out of range');
-SELECT throws_ok($$SELECT '{2026-01: spend 922337203685477.5808 orders 1 points 1}'::loyalty.activity$$, '22003',
-	'spend value out of range in loyalty.activity input: "{2026-01: spend 922337203685477.5808 orders 1 points 1}"',
+SELECT pg_temp.refuses('{2026-01: spend 922337203685477.5808 orders 1 points 1}', '22003', 'spend value out of range in loyalty.activity input',
 	'spend beyond the stored range is out of range');
-SELECT throws_ok($$SELECT '{before: spend -922337203685477.58085 orders 1 points 1}'::loyalty.activity$$, '22003',
-	'spend value out of range in loyalty.activity input: "{before: spend -922337203685477.58085 orders 1 points 1}"',
+SELECT pg_temp.refuses('{before: spend -922337203685477.58085 orders 1 points 1}', '22003', 'spend value out of range in loyalty.activity input',
 	'spend that rounds beyond the stored range is out of range');
-SELECT throws_ok(format('SELECT %L::loyalty.activity',
-						'{' || string_agg(format('%s: spend 1 orders 1 points 1', to_char(d, 'YYYY-MM')), ', ' ORDER BY d) || '}'),
-	'22P02', NULL, '121 months are refused')
-  FROM generate_series('2016-01-01'::date, '2026-01-01', '1 month') d;
+SELECT throws_ok(format('SELECT %L::loyalty.activity', pg_temp.months_text('2016-01-01', 121)), '22P02', NULL,
+	'121 months are refused');
 SELECT is(pg_temp.err($$SELECT '{2026-01: spend 1 orders 1 points 1, before: spend 1 orders 1 points 1}'::loyalty.activity$$),
 		  '22P02: "before" must come first.', 'detail: before after a month');
 SELECT is(pg_temp.err($$SELECT '{2026-02: spend 1 orders 1 points 1, 2026-02: spend 1 orders 1 points 1}'::loyalty.activity$$),
@@ -161,14 +165,10 @@ SELECT is(pg_temp.err($$SELECT '{2026-01: spend 1 points 1 orders 1}'::loyalty.a
 		  '22P02: Expected "orders" after the spend.', 'detail: fields in another order');
 SELECT is(pg_temp.err($$SELECT '{2026-01: spend 1 orders 1 points 1 2026-02: spend 1 orders 1 points 1}'::loyalty.activity$$),
 		  '22P02: Expected "," or "}" after a bucket.', 'detail: a missing comma');
-SELECT is(pg_temp.err(format('SELECT %L::loyalty.activity',
-							 '{' || string_agg(format('%s: spend 1 orders 1 points 1', to_char(d, 'YYYY-MM')), ', ' ORDER BY d) || '}')),
-		  '22P02: An activity value holds at most 120 months.', 'detail: 121 months')
-  FROM generate_series('2016-01-01'::date, '2026-01-01', '1 month') d;
-SELECT is((SELECT count(*) FROM loyalty.activity_buckets(format('{%s}',
-				string_agg(format('%s: spend 1 orders 1 points 1', to_char(d, 'YYYY-MM')), ', ' ORDER BY d))::loyalty.activity)),
-		  120::bigint, '120 months are accepted')
-  FROM generate_series('2016-02-01'::date, '2026-01-01', '1 month') d;
+SELECT is(pg_temp.err(format('SELECT %L::loyalty.activity', pg_temp.months_text('2016-01-01', 121))),
+		  '22P02: An activity value holds at most 120 months.', 'detail: 121 months');
+SELECT is((SELECT count(*) FROM loyalty.activity_buckets(pg_temp.months_text('2016-02-01', 120)::loyalty.activity)),
+		  120::bigint, '120 months are accepted');
 
 ------------------------------------------------------------------------------
 -- Binary send/recv
