@@ -10,6 +10,7 @@
 
 #include "balance.h"
 #include "loyalty_errors.h"
+#include "loyalty_util.h"
 
 PG_FUNCTION_INFO_V1(lots_add);
 PG_FUNCTION_INFO_V1(lots_add_pending);
@@ -328,24 +329,15 @@ lots_entries(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Values are stored canonical (sorted, merged), so equality is bytewise. */
-static bool
-balance_equal(Datum a, Datum b)
-{
-	Balance    *x = DatumGetBalanceP(a);
-	Balance    *y = DatumGetBalanceP(b);
-
-	return VARSIZE(x) == VARSIZE(y) && memcmp(x, y, VARSIZE(x)) == 0;
-}
-
+/* values are stored canonical (sorted, merged) */
 Datum
 lots_eq(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(balance_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
+	PG_RETURN_BOOL(loyalty_bytes_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
 }
 
 Datum
 lots_ne(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(!balance_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
+	PG_RETURN_BOOL(!loyalty_bytes_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
 }

@@ -1,0 +1,410 @@
+/*
+ * loyalty.activity: monthly buckets, their arithmetic and the SQL functions
+ * on them (text and binary I/O are in activity_io.c).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "common/int.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+
+#include "activity.h"
+#include "loyalty_tz.h"
+#include "loyalty_util.h"
+
+PG_FUNCTION_INFO_V1(loyalty_activity_add);
+PG_FUNCTION_INFO_V1(loyalty_activity_add_at);
+PG_FUNCTION_INFO_V1(loyalty_activity_sum);
+PG_FUNCTION_INFO_V1(loyalty_activity_total);
+PG_FUNCTION_INFO_V1(loyalty_activity_buckets);
+PG_FUNCTION_INFO_V1(loyalty_activity_month);
+PG_FUNCTION_INFO_V1(loyalty_activity_eq);
+PG_FUNCTION_INFO_V1(loyalty_activity_ne);
+
+Activity *
+activity_build(const ActivityBucket *before, const ActivityBucket *buckets, int nbuckets)
+{
+	Size		size = ACTIVITY_SIZE(nbuckets);
+	Activity   *a = palloc0(size);
+	ActivityBucket *dst = ACTIVITY_BUCKETS(a);
+
+	Assert(nbuckets >= 0 && nbuckets <= ACTIVITY_MAX_MONTHS);
+	SET_VARSIZE(a, size);
+	a->nbuckets = nbuckets;
+	/* field by field: padding stays zero, so equal values are equal bytes */
+	a->before.spend = before->spend;
+	a->before.orders = before->orders;
+	a->before.points = before->points;
+	for (int i = 0; i < nbuckets; i++)
+	{
+		dst[i].month = buckets[i].month;
+		dst[i].spend = buckets[i].spend;
+		dst[i].orders = buckets[i].orders;
+		dst[i].points = buckets[i].points;
+	}
+	return a;
+}
+
+Activity *
+activity_empty(void)
+{
+	ActivityBucket none = {0};
+
+	return activity_build(&none, NULL, 0);
+}
+
+static int64
+add_checked(int64 a, int64 b, const char *what)
+{
+	int64		r;
+
+	if (pg_add_s64_overflow(a, b, &r))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s total out of range", what),
+				 errdetail("%lld + %lld does not fit in a bigint.",
+						   (long long) a, (long long) b)));
+	return r;
+}
+
+static void
+bucket_add(ActivityBucket *b, int64 spend, int64 orders, int64 points)
+{
+	b->spend = add_checked(b->spend, spend, "spend");
+	b->orders = add_checked(b->orders, orders, "orders");
+	b->points = add_checked(b->points, points, "points");
+}
+
+static void
+check_month(int32 month)
+{
+	if (month < ACTIVITY_MIN_MONTH || month > ACTIVITY_MAX_MONTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("month out of range for loyalty.activity"),
+				 errdetail("Months must be in the years 1 to 9999.")));
+}
+
+/*
+ * A month not yet in the value gets a new bucket, unless the history is full
+ * and the month is older than every kept bucket: then it was (or would at
+ * once be) folded, and goes to "before".
+ */
+Activity *
+activity_apply(const Activity *a, int32 month, int64 spend, int64 orders, int64 points)
+{
+	const ActivityBucket *old = ACTIVITY_BUCKETS(a);
+	int			n = a->nbuckets;
+	ActivityBucket before = a->before;
+	ActivityBucket *buckets = palloc0(sizeof(ActivityBucket) * (n + 1));
+	int			pos = 0;
+	Activity   *result;
+
+	check_month(month);
+	while (pos < n && old[pos].month < month)
+		pos++;
+	memcpy(buckets, old, sizeof(ActivityBucket) * n);
+	if (pos < n && old[pos].month == month)
+		bucket_add(&buckets[pos], spend, orders, points);
+	else if (pos == 0 && n == ACTIVITY_MAX_MONTHS)
+		bucket_add(&before, spend, orders, points);
+	else
+	{
+		memmove(&buckets[pos + 1], &buckets[pos], sizeof(ActivityBucket) * (n - pos));
+		buckets[pos].month = month;
+		buckets[pos].spend = spend;
+		buckets[pos].orders = orders;
+		buckets[pos].points = points;
+		n++;
+	}
+	/* only one bucket is ever added, so at most one is folded */
+	if (n > ACTIVITY_MAX_MONTHS)
+	{
+		bucket_add(&before, buckets[0].spend, buckets[0].orders, buckets[0].points);
+		result = activity_build(&before, buckets + 1, n - 1);
+	}
+	else
+		result = activity_build(&before, buckets, n);
+	pfree(buckets);
+	return result;
+}
+
+void
+activity_sum(const Activity *a, int32 from_month, int32 to_month, bool include_before,
+			 int64 *spend, int64 *orders, int64 *points)
+{
+	const ActivityBucket *b = ACTIVITY_BUCKETS(a);
+	ActivityBucket sum = {0};
+
+	if (include_before)
+		sum = a->before;
+	for (int i = 0; i < a->nbuckets; i++)
+		if (b[i].month >= from_month && b[i].month <= to_month)
+			bucket_add(&sum, b[i].spend, b[i].orders, b[i].points);
+	*spend = sum.spend;
+	*orders = sum.orders;
+	*points = sum.points;
+}
+
+int32
+activity_month_of(TimestampTz at, pg_tz *tz)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tzoff;
+
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp must be finite"),
+				 errdetail("An infinite instant has no calendar month.")));
+	if (timestamp2tm(at, &tzoff, &tm, &fsec, NULL, tz) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return tm.tm_year * MONTHS_PER_YEAR + (tm.tm_mon - 1);
+}
+
+static int
+numeric_compare(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
+}
+
+/* ten-thousandths, rounded half away from zero (numeric's round) */
+int64
+activity_spend_from_numeric(Numeric amount)
+{
+	Datum		scaled;
+
+	if (numeric_is_nan(amount))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("spend must not be NaN")));
+	if (numeric_is_inf(amount))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("spend out of range for loyalty.activity"),
+				 errdetail("Spend must be finite.")));
+	scaled = DirectFunctionCall2(numeric_mul, NumericGetDatum(amount),
+								 NumericGetDatum(int64_to_numeric(10000)));
+	scaled = DirectFunctionCall2(numeric_round, scaled, Int32GetDatum(0));
+	if (numeric_compare(DatumGetNumeric(scaled), int64_to_numeric(PG_INT64_MIN)) < 0 ||
+		numeric_compare(DatumGetNumeric(scaled), int64_to_numeric(PG_INT64_MAX)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("spend out of range for loyalty.activity"),
+				 errdetail("Spend must be between -922337203685477.5808 and 922337203685477.5807.")));
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
+}
+
+/* without trailing zeros, as the text form prints it */
+Numeric
+activity_spend_to_numeric(int64 spend)
+{
+	Datum		n = NumericGetDatum(int64_div_fast_to_numeric(spend, ACTIVITY_SPEND_SCALE));
+
+	return DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale, n));
+}
+
+static void
+invalid(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid loyalty.activity value"),
+			 errdetail("%s", detail)));
+}
+
+void
+activity_validate(const Activity *a, Size size)
+{
+	const ActivityBucket *b;
+
+	if (size < sizeof(Activity))
+		invalid("The value is truncated.");
+	if (a->nbuckets < 0 || a->nbuckets > ACTIVITY_MAX_MONTHS)
+		invalid("The bucket count is out of range.");
+	if (size != ACTIVITY_SIZE(a->nbuckets))
+		invalid("The size does not match the bucket count.");
+	b = ACTIVITY_BUCKETS(a);
+	for (int i = 0; i < a->nbuckets; i++)
+	{
+		if (b[i].month < ACTIVITY_MIN_MONTH || b[i].month > ACTIVITY_MAX_MONTH)
+			invalid("A month is out of range.");
+		if (i > 0 && b[i - 1].month >= b[i].month)
+			invalid("Months are not strictly ascending.");
+	}
+}
+
+/* SQL-callable functions */
+
+/* the month containing a finite date (any year) */
+static int32
+date_month(DateADT d)
+{
+	int			year,
+				mon,
+				mday;
+
+	j2date(d + POSTGRES_EPOCH_JDATE, &year, &mon, &mday);
+	return year * MONTHS_PER_YEAR + (mon - 1);
+}
+
+static DateADT
+month_date(int32 month)
+{
+	int			year = month / MONTHS_PER_YEAR;
+	int			mon = month % MONTHS_PER_YEAR;
+
+	if (mon < 0)
+	{
+		mon += MONTHS_PER_YEAR;
+		year--;
+	}
+	return date2j(year, mon + 1, 1) - POSTGRES_EPOCH_JDATE;
+}
+
+static Activity *
+add_common(FunctionCallInfo fcinfo, int32 month, int first)
+{
+	Activity   *a = PG_GETARG_ACTIVITY_P(0);
+	int64		spend = activity_spend_from_numeric(PG_GETARG_NUMERIC(first));
+
+	return activity_apply(a, month, spend, PG_GETARG_INT64(first + 1), PG_GETARG_INT64(first + 2));
+}
+
+Datum
+loyalty_activity_add(PG_FUNCTION_ARGS)
+{
+	DateADT		month = PG_GETARG_DATEADT(1);
+
+	if (DATE_NOT_FINITE(month))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("month must be a finite date")));
+	PG_RETURN_ACTIVITY_P(add_common(fcinfo, date_month(month), 2));
+}
+
+Datum
+loyalty_activity_add_at(PG_FUNCTION_ARGS)
+{
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
+	pg_tz	   *tz = loyalty_lookup_tz(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+
+	PG_RETURN_ACTIVITY_P(add_common(fcinfo, activity_month_of(at, tz), 3));
+}
+
+/* (spend numeric, orders bigint, points bigint) */
+static Datum
+totals_result(FunctionCallInfo fcinfo, int64 spend, int64 orders, int64 points)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("function returning record called in context that cannot accept type record")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = NumericGetDatum(activity_spend_to_numeric(spend));
+	values[1] = Int64GetDatum(orders);
+	values[2] = Int64GetDatum(points);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/* -infinity and infinity are open ends; -infinity also takes in "before" */
+static int32
+window_end(DateADT d)
+{
+	if (DATE_IS_NOBEGIN(d))
+		return PG_INT32_MIN;
+	if (DATE_IS_NOEND(d))
+		return PG_INT32_MAX;
+	return date_month(d);
+}
+
+Datum
+loyalty_activity_sum(PG_FUNCTION_ARGS)
+{
+	Activity   *a = PG_GETARG_ACTIVITY_P(0);
+	DateADT		from = PG_GETARG_DATEADT(1);
+	DateADT		to = PG_GETARG_DATEADT(2);
+	int32		from_month = window_end(from);
+	int32		to_month = window_end(to);
+	int64		spend,
+				orders,
+				points;
+
+	if (from_month > to_month)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("from_month must not be after to_month"),
+				 errdetail("The window runs from the month of %s to the month of %s.",
+						   DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(from))),
+						   DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(to))))));
+	activity_sum(a, from_month, to_month, DATE_IS_NOBEGIN(from), &spend, &orders, &points);
+	return totals_result(fcinfo, spend, orders, points);
+}
+
+Datum
+loyalty_activity_total(PG_FUNCTION_ARGS)
+{
+	Activity   *a = PG_GETARG_ACTIVITY_P(0);
+	int64		spend,
+				orders,
+				points;
+
+	activity_sum(a, PG_INT32_MIN, PG_INT32_MAX, true, &spend, &orders, &points);
+	return totals_result(fcinfo, spend, orders, points);
+}
+
+/* One row per kept bucket, oldest first; "before" is not listed. */
+Datum
+loyalty_activity_buckets(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Activity   *a = PG_GETARG_ACTIVITY_P(0);
+	ActivityBucket *b = ACTIVITY_BUCKETS(a);
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < a->nbuckets; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = DateADTGetDatum(month_date(b[i].month));
+		values[1] = NumericGetDatum(activity_spend_to_numeric(b[i].spend));
+		values[2] = Int64GetDatum(b[i].orders);
+		values[3] = Int64GetDatum(b[i].points);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+loyalty_activity_month(PG_FUNCTION_ARGS)
+{
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(0);
+	pg_tz	   *tz = loyalty_lookup_tz(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+
+	PG_RETURN_DATEADT(month_date(activity_month_of(at, tz)));
+}
+
+/* values are canonical and activity_build zeroes the padding */
+Datum
+loyalty_activity_eq(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(loyalty_bytes_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
+}
+
+Datum
+loyalty_activity_ne(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!loyalty_bytes_equal(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
+}
