@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "activity.h"
 #include "balance.h"
 #include "loyalty_errors.h"
 #include "loyalty_util.h"
@@ -71,6 +72,7 @@ typedef struct TrackCols
 	int			nreversed;
 	char	  **reversed;
 	Oid			lots_type;
+	Oid			activity_type;
 } TrackCols;
 
 typedef struct Purchase
@@ -94,6 +96,9 @@ typedef struct MemberState
 	TimestampTz first_purchase_at;
 	TimestampTz last_activity_at;
 	char	   *tier;
+	Activity   *activity;
+	const char *upgrade_to;		/* a tier this statement qualified for */
+	TimestampTz upgrade_at;
 	/* purchase points this statement awarded so far, for caps seen later */
 	int			nawards;
 	int			maxawards;
@@ -140,6 +145,7 @@ static SPIPlanPtr plan_update = NULL;
 static SPIPlanPtr plan_award_of = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
 static SPIPlanPtr plan_update_one = NULL;
+static SPIPlanPtr plan_upgrade = NULL;
 static uint64 plans_generation = 0;
 
 /* Plans name loyalty.lots by OID: drop them when configuration changed. */
@@ -148,7 +154,7 @@ check_plans(void)
 {
 	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_cap_used, &plan_insert,
 	&plan_insert_fast, &plan_update, &plan_award_of, &plan_insert_one, &plan_update_one,
-	&plan_one_member, &plan_settle, &plan_awarded};
+	&plan_one_member, &plan_settle, &plan_awarded, &plan_upgrade};
 
 	if (plans_generation == loyalty_config_generation)
 		return;
@@ -208,6 +214,7 @@ typedef struct TrackConf
 	int			nreversed;
 	char	  **reversed;
 	Oid			lots_type;
+	Oid			activity_type;
 	struct TrackConf *next;
 } TrackConf;
 
@@ -247,7 +254,8 @@ fetch_track(int32 track_id, Relation rel)
 								 " time_column::text, status_column::text, channel_column::text,"
 								 " category_column::text, store_column::text,"
 								 " reference_columns::text[], reversed_statuses,"
-								 " 'loyalty.lots'::regtype::oid, table_name::oid"
+								 " 'loyalty.lots'::regtype::oid, table_name::oid,"
+								 " 'loyalty.activity'::regtype::oid"
 								 " FROM loyalty.tracked_tables WHERE id = $1 AND active",
 								 1, argtypes, CURSOR_OPT_GENERIC_PLAN);
 		if (plan_track == NULL)
@@ -305,6 +313,7 @@ fetch_track(int32 track_id, Relation rel)
 	}
 	t->lots_type = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
 	t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 12, &isnull));
+	t->activity_type = DatumGetObjectId(SPI_getbinval(tup, desc, 13, &isnull));
 	t->next = track_cache;
 	track_cache = t;
 	MemoryContextSwitchTo(old);
@@ -356,9 +365,10 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 	tc->nreversed = t->nreversed;
 	tc->reversed = t->reversed;
 	tc->lots_type = t->lots_type;
+	tc->activity_type = t->activity_type;
 }
 
-static void update_one(MemberState *m, Oid lots_type);
+static void update_one(MemberState *m, TrackCols *tc);
 static void settle_due(MemberState *m, TimestampTz at);
 static void settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases,
 							MemberState *members);
@@ -628,7 +638,8 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 	{
 		Oid			t[2] = {INT4OID, TEXTARRAYOID};
 
-		plan_lock = keep("SELECT id, member_key, balance, first_purchase_at, last_activity_at, tier"
+		plan_lock = keep("SELECT id, member_key, balance, first_purchase_at, last_activity_at, tier,"
+						 " activity"
 						 " FROM loyalty.members WHERE program_id = $1 AND member_key = ANY ($2)"
 						 " ORDER BY id FOR UPDATE", 2, t);
 	}
@@ -654,6 +665,7 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		m->last_activity_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 		m->tier = spi_text(tup, desc, 6);
+		m->activity = (Activity *) PG_DETOAST_DATUM_COPY(SPI_getbinval(tup, desc, 7, &isnull));
 	}
 }
 
@@ -950,7 +962,8 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 	Datum	   *first = palloc(sizeof(Datum) * nmembers);
 	bool	   *first_null = palloc(sizeof(bool) * nmembers);
 	Datum	   *last = palloc(sizeof(Datum) * nmembers);
-	Datum		args[4];
+	Datum	   *act = palloc(sizeof(Datum) * nmembers);
+	Datum		args[5];
 	int			n = 0;
 
 	for (int i = 0; i < nmembers; i++)
@@ -964,24 +977,27 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 		first_null[n] = !m->had_purchase;
 		first[n] = TimestampTzGetDatum(m->first_purchase_at);
 		last[n] = TimestampTzGetDatum(m->last_activity_at);
+		act[n] = PointerGetDatum(m->activity);
 		n++;
 	}
 	if (n == 0)
 		return;
 	if (plan_update == NULL)
 	{
-		Oid			t[4] = {INT8ARRAYOID, get_array_type(tc->lots_type),
-		get_array_type(TIMESTAMPTZOID), get_array_type(TIMESTAMPTZOID)};
+		Oid			t[5] = {INT8ARRAYOID, get_array_type(tc->lots_type),
+			get_array_type(TIMESTAMPTZOID), get_array_type(TIMESTAMPTZOID),
+		get_array_type(tc->activity_type)};
 
 		plan_update = keep("UPDATE loyalty.members m SET balance = u.b,"
-						   " first_purchase_at = u.f, last_activity_at = u.a"
-						   " FROM unnest($1, $2, $3, $4) AS u(id, b, f, a) WHERE m.id = u.id",
-						   4, t);
+						   " first_purchase_at = u.f, last_activity_at = u.a, activity = u.act"
+						   " FROM unnest($1, $2, $3, $4, $5) AS u(id, b, f, a, act) WHERE m.id = u.id",
+						   5, t);
 	}
 	args[0] = PointerGetDatum(array_of(ids, NULL, n, INT8OID));
 	args[1] = PointerGetDatum(array_of(lots, NULL, n, tc->lots_type));
 	args[2] = PointerGetDatum(array_of(first, first_null, n, TIMESTAMPTZOID));
 	args[3] = PointerGetDatum(array_of(last, NULL, n, TIMESTAMPTZOID));
+	args[4] = PointerGetDatum(array_of(act, NULL, n, tc->activity_type));
 	if (SPI_execute_plan(plan_update, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update member balances");
 }
@@ -994,8 +1010,8 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 static void
 write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
 {
-	Datum		args[14];
-	char		nulls[14];
+	Datum		args[15];
+	char		nulls[15];
 	Balance    *before = balbuf_to_balance(&m->lots);
 	bool		isnull;
 	Datum		refs;
@@ -1011,12 +1027,13 @@ write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
 	args[11] = TimestampTzGetDatum(m->last_activity_at);
 	args[12] = Int64GetDatum(m->id);
 	args[13] = Int64GetDatum(rows->n);
+	args[14] = PointerGetDatum(m->activity);
 	if (plan_one_member == NULL)
 	{
-		Oid			t[14] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+		Oid			t[15] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 			get_array_type(tc->lots_type), TEXTARRAYOID, TEXTARRAYOID,
 			get_array_type(TIMESTAMPTZOID), tc->lots_type, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		INT8OID, INT8OID};
+		INT8OID, INT8OID, tc->activity_type};
 
 		plan_one_member = keep(
 							   "WITH ins AS ("
@@ -1025,10 +1042,10 @@ write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
 							   " SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u"
 							   " ON CONFLICT DO NOTHING RETURNING reference),"
 							   " upd AS (UPDATE loyalty.members SET balance = $10,"
-							   " first_purchase_at = $11, last_activity_at = $12"
+							   " first_purchase_at = $11, last_activity_at = $12, activity = $15"
 							   " WHERE id = $13 AND (SELECT count(*) FROM ins) = $14 RETURNING 1)"
 							   " SELECT (SELECT count(*) FROM upd), (SELECT array_agg(reference) FROM ins)",
-							   14, t);
+							   15, t);
 	}
 	if (SPI_execute_plan(plan_one_member, args, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -1051,7 +1068,7 @@ write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
 			for (int j = 0; j < n; j++)
 				if (strcmp(TextDatumGetCString(rows->reference[i]), TextDatumGetCString(elems[j])) == 0)
 					balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
-		update_one(m, tc->lots_type);
+		update_one(m, tc);
 	}
 }
 
@@ -1066,6 +1083,65 @@ award_lots(ProgramConf *prog, TimestampTz at, int64 points, const char **kind)
 
 	*kind = pending ? "pending" : "earn";
 	return balance_single(points, release, expires, pending);
+}
+
+/* ---- activity and tier upgrades ---- */
+
+/*
+ * Count a purchase (or take it back, with sign -1) in the member's activity,
+ * in the month of its purchase time; points may be counted alone (sign 0).
+ * A higher tier the activity now qualifies for is taken at once.
+ */
+static void
+count_activity(ProgramConf *prog, MemberState *m, Numeric amount, int sign, int64 points,
+			   TimestampTz at)
+{
+	int64		spend = 0;
+	const TierConf *q,
+			   *cur;
+
+	if (sign != 0)
+	{
+		spend = activity_spend_from_numeric(amount);
+		if (sign < 0)
+			spend = loyalty_sub_points(0, spend);
+	}
+	if (sign == 0 && points == 0)
+		return;
+	m->activity = activity_apply(m->activity, activity_month_of(at, prog->tz), spend, sign, points);
+	m->dirty = true;
+	if (prog->ntiers == 0 || sign < 0)
+		return;
+	q = loyalty_qualified_tier(prog, m->activity, at);
+	cur = loyalty_tier_named(prog, m->tier);
+	if (q != NULL && (cur == NULL || q->rank > cur->rank))
+	{
+		m->tier = q->name;
+		m->upgrade_to = q->name;
+		m->upgrade_at = at;
+	}
+}
+
+/* write an upgrade found by count_activity: history, event, NOTIFY */
+static void
+write_upgrade(MemberState *m)
+{
+	Datum		args[3];
+
+	if (m->upgrade_to == NULL)
+		return;
+	if (plan_upgrade == NULL)
+	{
+		Oid			t[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+
+		plan_upgrade = keep("SELECT loyalty._tier_upgrade($1, $2, $3)", 3, t);
+	}
+	args[0] = Int64GetDatum(m->id);
+	args[1] = CStringGetTextDatum(m->upgrade_to);
+	args[2] = TimestampTzGetDatum(m->upgrade_at);
+	if (SPI_execute_plan(plan_upgrade, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not record the tier upgrade of member %lld", (long long) m->id);
+	m->upgrade_to = NULL;
 }
 
 static int32
@@ -1197,6 +1273,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 					 psprintf("%s%s", p->reference, BONUS_SUFFIX),
 					 "first-purchase bonus", p->facts.at);
 		}
+		count_activity(prog, m, p->facts.amount, 1, loyalty_add_points(points, bonus), p->facts.at);
 		if (points > 0 || bonus > 0)
 		{
 			if (!m->had_purchase || p->facts.at < m->first_purchase_at)
@@ -1205,6 +1282,9 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 			m->last_activity_at = Max(m->last_activity_at, p->facts.at);
 		}
 	}
+
+	for (int i = 0; i < nmembers; i++)
+		write_upgrade(&members[i]);
 
 	/* the common case, one customer's purchase: one statement writes both */
 	if (nmembers == 1 && rows.n > 0 && rows.n <= 16)
@@ -1323,18 +1403,20 @@ insert_one(TrackCols *tc, MemberState *m, const char *kind, int64 points, Balanc
 }
 
 static void
-update_one(MemberState *m, Oid lots_type)
+update_one(MemberState *m, TrackCols *tc)
 {
-	Datum		args[4];
-	char		nulls[4] = "    ";
+	Datum		args[5];
+	char		nulls[5] = "     ";
 
 	if (plan_update_one == NULL)
 	{
-		Oid			t[4] = {INT8OID, lots_type, TIMESTAMPTZOID, TIMESTAMPTZOID};
+		Oid			t[5] = {INT8OID, tc->lots_type, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		tc->activity_type};
 
-		plan_update_one = keep("UPDATE loyalty.members SET balance = $2,"
-							   " first_purchase_at = $3, last_activity_at = $4 WHERE id = $1", 4, t);
+		plan_update_one = keep("UPDATE loyalty.members SET balance = $2, first_purchase_at = $3,"
+							   " last_activity_at = $4, activity = $5 WHERE id = $1", 5, t);
 	}
+	args[4] = PointerGetDatum(m->activity);
 	args[0] = Int64GetDatum(m->id);
 	args[1] = PointerGetDatum(balbuf_to_balance(&m->lots));
 	args[2] = TimestampTzGetDatum(m->first_purchase_at);
@@ -1371,7 +1453,7 @@ awarded_elsewhere(TrackCols *tc, const char *reference)
  * Bring one purchase's award (under one reference) to target points.  With
  * caps (the purchase's facts), an increase is capped like an award.
  */
-static void
+static int64
 settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
 				 TimestampTz at, int64 target, const char *reason, const PurchaseFacts *caps)
 {
@@ -1410,6 +1492,7 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 		insert_one(tc, m, "reverse", diff, balbuf_to_balance(&drawn), reference, reason, now);
 		m->dirty = true;
 	}
+	return diff;
 }
 
 /*
@@ -1463,11 +1546,18 @@ settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases, MemberSt
 	}
 }
 
+/*
+ * Bring a purchase's award to what it should be now (award) or to nothing,
+ * and its activity with it: "undo" is the version of the purchase counted
+ * so far (NULL when none was), taken out of the activity of its month.
+ */
 static void
-settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const char *reason)
+settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purchase *undo,
+				const char *reason)
 {
 	MemberState m;
 	int64		target = 0;
+	int64		moved;
 
 	/* a non-member has no tier: this decides whether to enroll */
 	if (award && !p->reversed)
@@ -1481,30 +1571,42 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, const
 		target = loyalty_rules_points(prog, &p->facts);
 	}
 	/* corrections are capped like awards; only an increase can hit a cap */
-	settle_reference(tc, prog, &m, p->reference, p->facts.at, target, reason, &p->facts);
+	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at, target, reason, &p->facts);
 	if (target == 0)
 	{
 		/* a purchase that no longer counts takes its first-purchase bonus along */
-		settle_reference(tc, prog, &m, psprintf("%s%s", p->reference, BONUS_SUFFIX),
-						 p->facts.at, 0, reason, NULL);
+		moved = loyalty_add_points(moved,
+								   settle_reference(tc, prog, &m,
+													psprintf("%s%s", p->reference, BONUS_SUFFIX),
+													p->facts.at, 0, reason, NULL));
 	}
 	else if (!m.had_purchase)
 	{
 		int64		bonus = loyalty_first_purchase_bonus(prog, &p->facts);
 
 		if (bonus > 0)
-			settle_reference(tc, prog, &m, psprintf("%s%s", p->reference, BONUS_SUFFIX),
-							 p->facts.at, bonus, "first-purchase bonus", NULL);
+			moved = loyalty_add_points(moved,
+									   settle_reference(tc, prog, &m,
+														psprintf("%s%s", p->reference, BONUS_SUFFIX),
+														p->facts.at, bonus, "first-purchase bonus", NULL));
 		m.had_purchase = true;
 		m.first_purchase_at = p->facts.at;
 		m.dirty = true;
 	}
+	/* reversed qualification counts at once; a lower tier waits for its review */
+	if (undo != NULL && !undo->reversed)
+		count_activity(prog, &m, undo->facts.amount, -1, 0, undo->facts.at);
+	if (award && !p->reversed)
+		count_activity(prog, &m, p->facts.amount, 1, moved, p->facts.at);
+	else
+		count_activity(prog, &m, NULL, 0, moved, p->facts.at);
 	if (m.dirty)
 	{
 		if (target > 0)
 			m.last_activity_at = Max(m.last_activity_at, p->facts.at);
-		update_one(&m, tc->lots_type);
+		update_one(&m, tc);
 	}
+	write_upgrade(&m);
 }
 
 Datum
@@ -1547,7 +1649,7 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
 		if (has_old)
-			settle_purchase(&tc, prog, &oldp, false, "purchase deleted");
+			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase deleted");
 	}
 	else
 	{
@@ -1556,9 +1658,9 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 			strcmp(oldp.reference, newp.reference) == 0;
 
 		if (has_old && !same)
-			settle_purchase(&tc, prog, &oldp, false, "purchase moved");
+			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase moved");
 		if (has_new)
-			settle_purchase(&tc, prog, &newp, true,
+			settle_purchase(&tc, prog, &newp, true, same ? &oldp : NULL,
 							newp.reversed ? "purchase refunded" : "purchase amount changed");
 	}
 	SPI_finish();

@@ -45,7 +45,7 @@ typedef struct ProgramEntry
 
 static MemoryContext config_context = NULL;
 static HTAB *program_cache = NULL;
-static Oid	config_relids[3];	/* programs, earning_rules, tracked_tables */
+static Oid	config_relids[4];	/* programs, earning_rules, tracked_tables, tiers */
 
 /* bumped on every invalidation; users of cached plans compare it */
 uint64		loyalty_config_generation = 0;
@@ -55,7 +55,8 @@ config_relcache_callback(Datum arg, Oid relid)
 {
 	(void) arg;
 	if (relid == InvalidOid || relid == config_relids[0] ||
-		relid == config_relids[1] || relid == config_relids[2])
+		relid == config_relids[1] || relid == config_relids[2] ||
+		relid == config_relids[3])
 		loyalty_invalidate_config();
 }
 
@@ -128,6 +129,7 @@ load_relids(void)
 	config_relids[0] = get_relname_relid("programs", nsp);
 	config_relids[1] = get_relname_relid("earning_rules", nsp);
 	config_relids[2] = get_relname_relid("tracked_tables", nsp);
+	config_relids[3] = get_relname_relid("tiers", nsp);
 }
 
 static ProgramConf *
@@ -147,7 +149,8 @@ load_program(int32 program_id)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(
 							  "SELECT id, code, points_per_unit, rounding, expiry_policy, expiry_interval,"
-							  " expiry_period, expiry_extra_periods, pending_interval, time_zone, auto_enroll"
+							  " expiry_period, expiry_extra_periods, pending_interval, time_zone, auto_enroll,"
+							  " tier_window, tier_window_months"
 							  " FROM loyalty.programs WHERE id = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.programs");
@@ -179,7 +182,12 @@ load_program(int32 program_id)
 	conf->time_zone = get_text(tup, desc, 10);
 	conf->tz = loyalty_lookup_tz(conf->time_zone);
 	conf->auto_enroll = DatumGetBool(get_datum(tup, desc, 11, &isnull));
+	s = get_text(tup, desc, 12);
+	conf->tier_window = strcmp(s, "rolling") == 0 ? TIER_WINDOW_ROLLING :
+		strcmp(s, "calendar_year") == 0 ? TIER_WINDOW_CALENDAR_YEAR : TIER_WINDOW_LIFETIME;
+	conf->tier_window_months = DatumGetInt32(get_datum(tup, desc, 13, &isnull));
 	MemoryContextSwitchTo(old);
+	loyalty_load_tiers(conf, config_context);
 
 	if (SPI_execute_with_args(
 							  "SELECT id, kind, priority, exclusive, tier, channel, category, store,"

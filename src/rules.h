@@ -64,6 +64,24 @@ typedef struct EarnRule
 	Period		cap_period;
 } EarnRule;
 
+typedef enum TierWindow
+{
+	TIER_WINDOW_ROLLING,
+	TIER_WINDOW_CALENDAR_YEAR,
+	TIER_WINDOW_LIFETIME
+} TierWindow;
+
+/* a rung of the tier ladder; thresholds < 0 are not set */
+typedef struct TierConf
+{
+	char	   *name;
+	int32		rank;
+	int64		min_spend;		/* ten-thousandths, as loyalty.activity */
+	int64		min_orders;
+	int64		min_points;
+	bool		combine_all;
+} TierConf;
+
 typedef struct ProgramConf
 {
 	int32		id;
@@ -81,6 +99,10 @@ typedef struct ProgramConf
 	int			nrules;
 	EarnRule   *rules;			/* sorted by (priority, id) */
 	bool		has_caps;
+	TierWindow	tier_window;
+	int32		tier_window_months;
+	int			ntiers;
+	TierConf   *tiers;			/* sorted by rank */
 } ProgramConf;
 
 /* What a purchase looks like to the rules. */
@@ -106,5 +128,14 @@ extern TimestampTz loyalty_release(ProgramConf *prog, TimestampTz earned_at);
 extern TimestampTz loyalty_period_start(pg_tz *tz, Period period, TimestampTz ts);
 extern TimestampTz loyalty_period_add(pg_tz *tz, Period period, int n, TimestampTz start);
 extern void loyalty_rules_init(void);
+
+/* tiers.c */
+struct Activity;
+extern void loyalty_load_tiers(ProgramConf *conf, MemoryContext cxt);
+extern void loyalty_tier_window(ProgramConf *prog, TimestampTz as_of, int32 *from_month,
+								int32 *to_month, bool *include_before);
+extern const TierConf *loyalty_qualified_tier(ProgramConf *prog, const struct Activity *a,
+											  TimestampTz as_of);
+extern const TierConf *loyalty_tier_named(ProgramConf *prog, const char *name);
 
 #endif

@@ -36,7 +36,7 @@ SELECT throws_ok($$SELECT * FROM loyalty.run_maintenance(now(), 0)$$, '22023',
 SELECT is((SELECT array_agg(row(task, members, entries, points)::text ORDER BY task)
 			 FROM loyalty.run_maintenance('2025-03-20', batch_size => 2)),
 		  ARRAY[row('expire', 5, 0, 0)::text, row('inactivity', 0, 0, 0)::text,
-				row('release', NULL, 5, NULL)::text],
+				row('release', NULL, 5, NULL)::text, row('tier', 0, 0, NULL)::text],
 		  'on 20 March: 5 members, 5 release entries, in batches of 2');
 SELECT is((SELECT count(*) FROM loyalty.ledger WHERE kind = 'release' AND effective_at = '2025-03-15 12:00+00'),
 		  5::bigint, 'each release is effective when the pending period ended');

@@ -1,0 +1,158 @@
+/*
+ * Tier ladders: loaded with the program into the per-backend config cache
+ * (rules.c invalidates both), and qualification of a member's activity over
+ * the program's window.  The purchase trigger upgrades from here without
+ * leaving C; everything else about tiers (validity, downgrades, history) is
+ * SQL, because it happens once per tier change, not once per purchase.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "activity.h"
+#include "rules.h"
+
+PG_FUNCTION_INFO_V1(loyalty_tier_qualified);
+
+static int64
+threshold(HeapTuple tup, TupleDesc desc, int col, bool spend)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	if (isnull)
+		return -1;
+	return spend ? activity_spend_from_numeric(DatumGetNumeric(d)) : DatumGetInt64(d);
+}
+
+/* Called by load_program() with SPI connected. */
+void
+loyalty_load_tiers(ProgramConf *conf, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(conf->id)};
+	MemoryContext old;
+
+	if (SPI_execute_with_args("SELECT name, rank, min_spend, min_orders, min_points, combine"
+							  " FROM loyalty.tiers WHERE program_id = $1 ORDER BY rank",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.tiers");
+	old = MemoryContextSwitchTo(cxt);
+	conf->ntiers = (int) SPI_processed;
+	conf->tiers = palloc0(sizeof(TierConf) * Max(conf->ntiers, 1));
+	for (int i = 0; i < conf->ntiers; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TierConf   *t = &conf->tiers[i];
+		bool		isnull;
+
+		t->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		t->rank = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		t->min_spend = threshold(tup, desc, 3, true);
+		t->min_orders = threshold(tup, desc, 4, false);
+		t->min_points = threshold(tup, desc, 5, false);
+		t->combine_all = strcmp(TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull)), "all") == 0;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* The months of activity that count at as_of, in the program's zone. */
+void
+loyalty_tier_window(ProgramConf *prog, TimestampTz as_of, int32 *from_month, int32 *to_month,
+					bool *include_before)
+{
+	int32		now_month = activity_month_of(as_of, prog->tz);
+
+	*to_month = now_month;
+	*include_before = false;
+	switch (prog->tier_window)
+	{
+		case TIER_WINDOW_ROLLING:
+			*from_month = now_month - prog->tier_window_months + 1;
+			break;
+		case TIER_WINDOW_CALENDAR_YEAR:
+			*from_month = now_month - now_month % 12;
+			break;
+		case TIER_WINDOW_LIFETIME:
+			*from_month = PG_INT32_MIN;
+			*include_before = true;
+			break;
+	}
+}
+
+static bool
+qualifies(const TierConf *t, int64 spend, int64 orders, int64 points)
+{
+	bool		any = false,
+				all = true,
+				set = false;
+
+#define CHECK(min, have) \
+	if ((min) >= 0) { bool ok = (have) >= (min); set = true; any |= ok; all &= ok; }
+	CHECK(t->min_spend, spend);
+	CHECK(t->min_orders, orders);
+	CHECK(t->min_points, points);
+#undef CHECK
+	if (!set)
+		return true;			/* the base tier: everyone */
+	return t->combine_all ? all : any;
+}
+
+/* The highest tier the activity qualifies for at as_of; NULL if none. */
+const TierConf *
+loyalty_qualified_tier(ProgramConf *prog, const Activity *a, TimestampTz as_of)
+{
+	int32		from,
+				to;
+	bool		before;
+	int64		spend,
+				orders,
+				points;
+
+	if (prog->ntiers == 0)
+		return NULL;
+	loyalty_tier_window(prog, as_of, &from, &to, &before);
+	activity_sum(a, from, to, before, &spend, &orders, &points);
+	for (int i = prog->ntiers - 1; i >= 0; i--)
+		if (qualifies(&prog->tiers[i], spend, orders, points))
+			return &prog->tiers[i];
+	return NULL;
+}
+
+const TierConf *
+loyalty_tier_named(ProgramConf *prog, const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (int i = 0; i < prog->ntiers; i++)
+		if (strcmp(prog->tiers[i].name, name) == 0)
+			return &prog->tiers[i];
+	return NULL;
+}
+
+/* loyalty._tier_qualified(program_id, activity, as_of) RETURNS text */
+Datum
+loyalty_tier_qualified(PG_FUNCTION_ARGS)
+{
+	ProgramConf *prog;
+	const TierConf *t;
+	TimestampTz as_of;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	as_of = PG_GETARG_TIMESTAMPTZ(2);
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tier qualification needs a finite instant")));
+	prog = loyalty_program_conf(PG_GETARG_INT32(0));
+	t = loyalty_qualified_tier(prog, PG_GETARG_ACTIVITY_P(1), as_of);
+	if (t == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(t->name));
+}
