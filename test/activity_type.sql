@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(119);
+SELECT plan(120);
 
 -- Binary helpers, as in lots_type.sql: a binary COPY of a bytea column holds
 -- the raw bytes, so copying it into an activity column feeds them to
@@ -301,6 +301,7 @@ SELECT is(pg_temp.sum(:sample, '2026-01-31', '2026-02-01'), '120.5 2 220', 'a wi
 SELECT is(pg_temp.sum(:sample, '2026-01-01', '2026-01-31'), '120.5 3 240', 'the first and last day of a month cover that month only');
 SELECT is(pg_temp.sum(:sample, '2026-01-31', '2026-01-01'), '120.5 3 240', 'dates in the same month are the same month whatever the days');
 SELECT is(pg_temp.sum(:sample, '-infinity', '2025-12-31'), '15.5 2 15', 'from -infinity includes before');
+SELECT is(pg_temp.sum(:sample, '-infinity', '-infinity'), '10.5 1 10', 'from -infinity to -infinity is before alone');
 SELECT is(pg_temp.sum(:sample, '0001-01-01', '2025-12-31'), '5 1 5', 'a finite start excludes before');
 SELECT is(pg_temp.sum(:sample, '2026-02-15', 'infinity'), '7.25 0 -13', 'infinity is an open end');
 SELECT is(pg_temp.sum(:sample, '-infinity', 'infinity'), pg_temp.total(:sample), 'the whole range equals activity_total');
