@@ -1184,6 +1184,11 @@ AS $$
 				ELSE loyalty.period_end(ts, period, 0, time_zone) END
 $$;
 
+-- 'per month', or 'in total' for 'ever': for error details
+CREATE FUNCTION loyalty._per(period text) RETURNS text
+	LANGUAGE sql IMMUTABLE
+	RETURN CASE WHEN period = 'ever' THEN 'in total' ELSE 'per ' || period END;
+
 -- LY004 when an API entry of this operation already uses the reference.
 CREATE FUNCTION loyalty._reference_unused(program loyalty.programs, op text, reference text)
 	RETURNS void
@@ -1301,8 +1306,8 @@ BEGIN
 		IF used >= r.limit_per_member THEN
 			RAISE EXCEPTION 'member "%" reached the limit of reward "%"', m.member_key, r.code
 				USING ERRCODE = 'LY012',
-					  DETAIL = format('%s of %s allowed per %s already redeemed%s.', used,
-									  r.limit_per_member, r.limit_period,
+					  DETAIL = format('%s of %s allowed %s already redeemed%s.', used,
+									  r.limit_per_member, loyalty._per(r.limit_period),
 									  CASE WHEN r.limit_period = 'ever' THEN ''
 										   ELSE format(' (period %s to %s)', w.starts, w.ends) END),
 					  HINT = 'A cancelled redemption no longer counts.';
@@ -1621,8 +1626,8 @@ BEGIN
 		IF n >= rule.cap_count THEN
 			RAISE EXCEPTION 'member "%" reached the cap for action "%"', m.member_key, action
 				USING ERRCODE = 'LY018',
-					  DETAIL = format('%s of %s events allowed per %s already recorded%s.', n,
-									  rule.cap_count, rule.cap_period,
+					  DETAIL = format('%s of %s events allowed %s already recorded%s.', n,
+									  rule.cap_count, loyalty._per(rule.cap_period),
 									  CASE WHEN rule.cap_period = 'ever' THEN ''
 										   ELSE format(' (period %s to %s)', w.starts, w.ends) END);
 		END IF;
