@@ -1187,6 +1187,7 @@ $$;
 -- 'per month', or 'in total' for 'ever': for error details
 CREATE FUNCTION loyalty._per(period text) RETURNS text
 	LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
 	RETURN CASE WHEN period = 'ever' THEN 'in total' ELSE 'per ' || period END;
 
 -- LY004 when an API entry of this operation already uses the reference.
