@@ -14,6 +14,8 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 TESTS = $(wildcard sql/[0-9]*.sql)
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+# isolationtester specs (specs/*.spec, expected/*.out); each creates the extension
+ISOLATION = $(patsubst specs/%.spec,%,$(wildcard specs/*.spec))
 
 PG_CFLAGS = -Wall -Wextra -Werror
 PG_CONFIG ?= pg_config

@@ -422,7 +422,7 @@ COMMENT ON TABLE loyalty.tracked_tables IS
 
 CREATE DOMAIN loyalty.entry_kind AS text
 	CHECK (VALUE IN ('earn', 'pending', 'release', 'redeem', 'expire', 'adjust', 'reverse',
-					 'transfer'));
+					 'transfer', 'cancel'));
 
 CREATE TABLE loyalty.ledger (
 	id				bigserial PRIMARY KEY,
@@ -1827,3 +1827,589 @@ CREATE FUNCTION loyalty.tier_progress(member anyelement, as_of timestamptz DEFAU
 	AS $$ SELECT * FROM loyalty.tier_progress(member::text, as_of, program) $$;
 COMMENT ON FUNCTION loyalty.tier_progress(anyelement, timestamptz, text) IS
 	'the next tier and exactly what is missing, and what leaves the window next';
+
+------------------------------------------------------------------------------
+-- Rewards, cancellations, transfers, donations and behavioural events
+-- (issue #5).  Everything here is SQL: the lots functions above already
+-- spend FIFO and record exactly which lots a debit drew, which is what a
+-- cancellation gives back and what a transfer hands over.
+------------------------------------------------------------------------------
+
+CREATE TABLE loyalty.rewards (
+	id				serial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	code			text NOT NULL CHECK (code ~ '^[A-Za-z0-9_.-]{1,64}$'),
+	name			text NOT NULL,
+	cost			bigint NOT NULL CHECK (cost > 0),
+	-- NULL: unlimited; redemptions take one, cancellations give it back
+	stock			bigint CHECK (stock >= 0),
+	valid_from		timestamptz,
+	valid_until		timestamptz,
+	-- NULL: every member of the program; otherwise members.tier must be listed
+	tiers			text[] CHECK (cardinality(tiers) > 0),
+	limit_per_member integer CHECK (limit_per_member > 0),
+	limit_period	text CHECK (limit_period IN ('day', 'week', 'month', 'quarter', 'year', 'ever')),
+	active			boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (program_id, code),
+	CONSTRAINT validity_not_empty CHECK (valid_from < valid_until),
+	CONSTRAINT limit_needs_period CHECK ((limit_per_member IS NULL) = (limit_period IS NULL))
+);
+COMMENT ON TABLE loyalty.rewards IS
+	'rewards catalog: cost in points, optional stock, validity, tiers, per-member limit per period';
+
+CREATE TABLE loyalty.reward_redemptions (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	reward_id		integer NOT NULL REFERENCES loyalty.rewards (id),
+	member_id		bigint NOT NULL REFERENCES loyalty.members (id),
+	reference		text,
+	ledger_id		bigint NOT NULL UNIQUE,
+	redeemed_at		timestamptz NOT NULL,
+	cancelled_at	timestamptz
+);
+CREATE UNIQUE INDEX reward_redemptions_reference ON loyalty.reward_redemptions (program_id, reference)
+	WHERE reference IS NOT NULL;
+CREATE INDEX reward_redemptions_member ON loyalty.reward_redemptions (member_id, reward_id, redeemed_at);
+COMMENT ON TABLE loyalty.reward_redemptions IS
+	'one row per redeem_reward(); cancelled_at is set by cancel_redemption()';
+
+-- A cause account (charity, B2B partner) is a member of the program that
+-- donate() may send points to.
+CREATE TABLE loyalty.causes (
+	member_id		bigint PRIMARY KEY REFERENCES loyalty.members (id),
+	name			text NOT NULL,
+	active			boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE loyalty.causes IS 'members that are cause accounts and may receive donations';
+
+CREATE TABLE loyalty.event_rules (
+	id				serial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	action			text NOT NULL CHECK (action ~ '^[A-Za-z0-9_.-]{1,64}$'),
+	points			bigint NOT NULL CHECK (points > 0),
+	cap_count		integer CHECK (cap_count > 0),
+	cap_period		text CHECK (cap_period IN ('day', 'week', 'month', 'quarter', 'year', 'ever')),
+	-- a referral: record_event names the referred member, who must have bought
+	is_referral		boolean NOT NULL DEFAULT false,
+	active			boolean NOT NULL DEFAULT true,
+	UNIQUE (program_id, action),
+	CONSTRAINT cap_needs_period CHECK ((cap_count IS NULL) = (cap_period IS NULL))
+);
+COMMENT ON TABLE loyalty.event_rules IS
+	'points per behavioural action (signup, review, referral, ...) and per-member caps';
+
+CREATE TABLE loyalty.events (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	member_id		bigint NOT NULL REFERENCES loyalty.members (id),
+	action			text NOT NULL,
+	reference		text NOT NULL,
+	referred_id		bigint REFERENCES loyalty.members (id),
+	occurred_at		timestamptz NOT NULL,
+	points			bigint NOT NULL,
+	ledger_id		bigint NOT NULL,
+	recorded_at		timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (program_id, reference)
+);
+CREATE INDEX events_member ON loyalty.events (member_id, action, occurred_at);
+-- a member is referred once per referral action
+CREATE UNIQUE INDEX events_referred ON loyalty.events (program_id, action, referred_id)
+	WHERE referred_id IS NOT NULL;
+COMMENT ON TABLE loyalty.events IS 'behavioural events recorded by record_event(), once per reference';
+
+-- a redemption is cancelled once; a transfer has one leg of each sign
+CREATE UNIQUE INDEX ledger_cancel_reference ON loyalty.ledger (program_id, reference)
+	WHERE kind = 'cancel' AND reference IS NOT NULL;
+CREATE UNIQUE INDEX ledger_transfer_reference ON loyalty.ledger (program_id, reference, (points < 0))
+	WHERE kind = 'transfer' AND reference IS NOT NULL;
+
+SELECT pg_catalog.pg_extension_config_dump('loyalty.rewards', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.rewards_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.reward_redemptions', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.reward_redemptions_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.causes', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.event_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.event_rules_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.events', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.events_id_seq', '');
+
+-- [starts, ends) of the calendar period containing ts in time_zone; 'ever' is all time.
+CREATE FUNCTION loyalty._period(ts timestamptz, period text, time_zone text,
+								OUT starts timestamptz, OUT ends timestamptz)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN period = 'ever' THEN '-infinity'::timestamptz
+				ELSE date_trunc(period, ts, time_zone) END,
+		   CASE WHEN period = 'ever' THEN 'infinity'::timestamptz
+				ELSE loyalty.period_end(ts, period, 0, time_zone) END
+$$;
+
+-- 'per month', or 'in total' for 'ever': for error details
+CREATE FUNCTION loyalty._per(period text) RETURNS text
+	LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+	RETURN CASE WHEN period = 'ever' THEN 'in total' ELSE 'per ' || period END;
+
+-- LY004 when an API entry of this operation already uses the reference.
+CREATE FUNCTION loyalty._reference_unused(program loyalty.programs, op text, reference text)
+	RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	l loyalty.ledger;
+BEGIN
+	SELECT * INTO l FROM loyalty.ledger
+	 WHERE ledger.program_id = program.id AND ledger.reference = _reference_unused.reference
+	   AND ledger.track_id IS NULL
+	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
+						reference, op, program.code
+			USING ERRCODE = 'LY004',
+				  DETAIL = format('Ledger entry %s holds %s points for member id %s.',
+								  l.id, l.points, l.member_id),
+				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+	END IF;
+END
+$$;
+
+-- LY001 with a detail naming what was asked for.
+CREATE FUNCTION loyalty._need_points(m loyalty.members, points bigint, what text) RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	available bigint := loyalty.lots_available(m.balance, now());
+BEGIN
+	IF available < points THEN
+		RAISE EXCEPTION 'insufficient points'
+			USING ERRCODE = 'LY001',
+				  DETAIL = format('%s needs %s points; member "%s" has %s available.',
+								  what, points, m.member_key, available),
+				  HINT = 'Only points usable now count: pending and expired points do not.';
+	END IF;
+END
+$$;
+
+------------------------------------------------------------------------------
+-- Rewards
+------------------------------------------------------------------------------
+
+CREATE FUNCTION loyalty.redeem_reward(member text, reward text, reference text DEFAULT NULL,
+									  program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members;
+	r loyalty.rewards;
+	rr loyalty.reward_redemptions;
+	w record;
+	used bigint;
+	l loyalty.ledger;
+BEGIN
+	IF reward IS NULL THEN
+		RAISE EXCEPTION 'reward code must not be null' USING ERRCODE = '22004';
+	END IF;
+	m := loyalty._member(p, member, true);
+	-- the member's lock orders repeats; the reward's lock orders its stock
+	SELECT * INTO r FROM loyalty.rewards
+	 WHERE rewards.program_id = p.id AND rewards.code = redeem_reward.reward
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'reward "%" does not exist in loyalty program "%"', reward, p.code
+			USING ERRCODE = 'LY013',
+				  HINT = 'See SELECT code FROM loyalty.rewards.';
+	END IF;
+
+	IF reference IS NOT NULL THEN
+		SELECT * INTO rr FROM loyalty.reward_redemptions x
+		 WHERE x.program_id = p.id AND x.reference = redeem_reward.reference;
+		IF FOUND THEN
+			IF rr.member_id <> m.id OR rr.reward_id <> r.id THEN
+				RAISE EXCEPTION 'reference "%" was already used for a different redeem in program "%"',
+								reference, p.code
+					USING ERRCODE = 'LY004',
+						  DETAIL = format('Redemption %s is reward id %s for member id %s.',
+										  rr.id, rr.reward_id, rr.member_id),
+						  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+			END IF;
+			SELECT * INTO l FROM loyalty.ledger WHERE id = rr.ledger_id;
+			RETURN l;
+		END IF;
+		PERFORM loyalty._reference_unused(p, 'redeem', reference);
+	END IF;
+
+	IF NOT r.active OR now() < r.valid_from OR now() >= r.valid_until THEN
+		RAISE EXCEPTION 'reward "%" is not available', r.code
+			USING ERRCODE = 'LY014',
+				  DETAIL = CASE WHEN NOT r.active THEN 'The reward is inactive.'
+							ELSE format('It can be redeemed from %s until %s.',
+										coalesce(r.valid_from::text, '-infinity'),
+										coalesce(r.valid_until::text, 'infinity')) END,
+				  HINT = 'Offer only rewards that are active and valid now.';
+	END IF;
+	IF r.tiers IS NOT NULL AND (m.tier IS NULL OR NOT m.tier = ANY (r.tiers)) THEN
+		RAISE EXCEPTION 'reward "%" is not available for tier "%"', r.code, coalesce(m.tier, '(none)')
+			USING ERRCODE = 'LY011',
+				  DETAIL = format('The reward is for tiers %s.', array_to_string(r.tiers, ', ')),
+				  HINT = 'Offer the member only rewards of their tier.';
+	END IF;
+	IF r.limit_per_member IS NOT NULL THEN
+		w := loyalty._period(now(), r.limit_period, p.time_zone);
+		SELECT count(*) INTO used FROM loyalty.reward_redemptions x
+		 WHERE x.member_id = m.id AND x.reward_id = r.id AND x.cancelled_at IS NULL
+		   AND x.redeemed_at >= w.starts AND x.redeemed_at < w.ends;
+		IF used >= r.limit_per_member THEN
+			RAISE EXCEPTION 'member "%" reached the limit of reward "%"', m.member_key, r.code
+				USING ERRCODE = 'LY012',
+					  DETAIL = format('%s of %s allowed %s already redeemed%s.', used,
+									  r.limit_per_member, loyalty._per(r.limit_period),
+									  CASE WHEN r.limit_period = 'ever' THEN ''
+										   ELSE format(' (period %s to %s)', w.starts, w.ends) END),
+					  HINT = 'A cancelled redemption no longer counts.';
+		END IF;
+	END IF;
+	IF r.stock = 0 THEN
+		RAISE EXCEPTION 'reward "%" is out of stock', r.code
+			USING ERRCODE = 'LY010',
+				  HINT = 'Restock with UPDATE loyalty.rewards SET stock = ...; cancellations return stock.';
+	END IF;
+	PERFORM loyalty._need_points(m, r.cost, format('Reward "%s"', r.code));
+
+	l := loyalty.redeem(member, r.cost, reference, p.code);
+	UPDATE loyalty.rewards SET stock = stock - 1 WHERE id = r.id AND stock IS NOT NULL;
+	INSERT INTO loyalty.reward_redemptions (program_id, reward_id, member_id, reference, ledger_id,
+											redeemed_at)
+	VALUES (p.id, r.id, m.id, reference, l.id, l.effective_at);
+	RETURN l;
+END
+$$;
+
+CREATE FUNCTION loyalty.redeem_reward(member anyelement, reward text, reference text DEFAULT NULL,
+									  program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE sql
+	AS $$ SELECT loyalty.redeem_reward(member::text, reward, reference, program) $$;
+COMMENT ON FUNCTION loyalty.redeem_reward(anyelement, text, text, text) IS
+	'redeem a catalog reward: checks validity, tier, limit, stock and points; idempotent on reference';
+
+-- Give back a redemption's points with their original expiry.  Lots that
+-- expired meanwhile come back and expire at once, in an expire entry dated
+-- with the cancellation (dating it at the old expiry would not replay: the
+-- lot was spent then).
+CREATE FUNCTION loyalty.cancel_redemption(reference text, program text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	d loyalty.ledger;
+	c loyalty.ledger;
+	m loyalty.members;
+	s record;
+	e record;
+	rr loyalty.reward_redemptions;
+BEGIN
+	IF reference IS NULL THEN
+		RAISE EXCEPTION 'reference must not be null' USING ERRCODE = '22004';
+	END IF;
+	SELECT * INTO d FROM loyalty.ledger l
+	 WHERE l.program_id = p.id AND l.kind = 'redeem' AND l.reference = cancel_redemption.reference
+	   AND l.track_id IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no redemption with reference "%" in loyalty program "%"', reference, p.code
+			USING ERRCODE = 'LY015',
+				  HINT = 'Only redeem() and redeem_reward() calls made with a reference can be cancelled.';
+	END IF;
+	SELECT * INTO m FROM loyalty.members WHERE id = d.member_id FOR UPDATE;
+	SELECT * INTO c FROM loyalty.ledger l
+	 WHERE l.program_id = p.id AND l.kind = 'cancel' AND l.reference = cancel_redemption.reference;
+	IF FOUND THEN
+		RETURN c;
+	END IF;
+
+	m.balance := loyalty.lots_merge(loyalty._settle(m, now()), d.lots);
+	c := loyalty._append(p, m.id, 'cancel', -d.points, d.lots, reference, 'redemption cancelled', now());
+	s := loyalty.lots_expire(m.balance, now());
+	FOR e IN SELECT * FROM loyalty.lots_entries(s.expired) WHERE lots_entries.state = 'lot' LOOP
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
+									effective_at)
+		VALUES (p.id, m.id, 'expire', -e.points, loyalty.lots_add('{}', e.points, e.expires_at),
+				reference, 'expired before the redemption was cancelled', now());
+	END LOOP;
+	UPDATE loyalty.members
+	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
+	 WHERE id = m.id;
+
+	UPDATE loyalty.reward_redemptions x SET cancelled_at = now()
+	 WHERE x.ledger_id = d.id
+	RETURNING * INTO rr;
+	IF FOUND THEN
+		UPDATE loyalty.rewards SET stock = stock + 1 WHERE id = rr.reward_id AND stock IS NOT NULL;
+	END IF;
+	RETURN c;
+END
+$$;
+COMMENT ON FUNCTION loyalty.cancel_redemption(text, text) IS
+	'give back the points of a redeem or redeem_reward with their original expiry; idempotent';
+
+------------------------------------------------------------------------------
+-- Transfers and donations
+------------------------------------------------------------------------------
+
+-- Move points between two members of a program: the sender's lots drawn
+-- FIFO go to the receiver with their expiry.  Both members are locked in id
+-- order, so transfers that cross cannot deadlock.
+CREATE FUNCTION loyalty._transfer(p loyalty.programs, from_member text, to_member text,
+								  points bigint, reference text, donation boolean)
+	RETURNS SETOF loyalty.ledger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	a loyalty.members;
+	b loyalty.members;
+	debit loyalty.ledger;
+	credit loyalty.ledger;
+	s record;
+	what text := CASE WHEN donation THEN 'donation' ELSE 'transfer' END;
+BEGIN
+	PERFORM loyalty._check_points(points);
+	a := loyalty._member(p, from_member, false);
+	b := loyalty._member(p, to_member, false);
+	IF a.id = b.id THEN
+		RAISE EXCEPTION 'cannot transfer points from a member to the same member'
+			USING ERRCODE = '22023', DETAIL = format('Both sides are member "%s".', a.member_key);
+	END IF;
+	PERFORM 1 FROM loyalty.members WHERE id IN (a.id, b.id) ORDER BY id FOR UPDATE;
+	SELECT * INTO a FROM loyalty.members WHERE id = a.id;
+	SELECT * INTO b FROM loyalty.members WHERE id = b.id;
+	IF donation AND NOT EXISTS (SELECT 1 FROM loyalty.causes c WHERE c.member_id = b.id AND c.active) THEN
+		RAISE EXCEPTION 'member "%" is not an active cause account', b.member_key
+			USING ERRCODE = 'LY016',
+				  HINT = 'Register it with loyalty.register_cause(), or use loyalty.transfer().';
+	END IF;
+
+	IF reference IS NOT NULL THEN
+		SELECT * INTO debit FROM loyalty.ledger l
+		 WHERE l.program_id = p.id AND l.kind = 'transfer' AND l.reference = _transfer.reference
+		   AND l.points < 0;
+		IF FOUND THEN
+			SELECT * INTO credit FROM loyalty.ledger l
+			 WHERE l.program_id = p.id AND l.kind = 'transfer' AND l.reference = _transfer.reference
+			   AND l.points > 0;
+			IF debit.member_id <> a.id OR credit.member_id <> b.id OR debit.points <> -points THEN
+				RAISE EXCEPTION 'reference "%" was already used for a different transfer in program "%"',
+								reference, p.code
+					USING ERRCODE = 'LY004',
+						  DETAIL = format('Ledger entries %s and %s move %s points from member id %s to member id %s.',
+										  debit.id, credit.id, credit.points, debit.member_id,
+										  credit.member_id),
+						  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+			END IF;
+			RETURN NEXT debit;
+			RETURN NEXT credit;
+			RETURN;
+		END IF;
+	END IF;
+
+	a.balance := loyalty._settle(a, now());
+	PERFORM loyalty._need_points(a, points, initcap(what));
+	s := loyalty.lots_spend(a.balance, points, now());
+	debit := loyalty._append(p, a.id, 'transfer', -points, s.drawn, reference,
+							 format('%s to %s', what, b.member_key), now());
+	credit := loyalty._append(p, b.id, 'transfer', points, s.drawn, reference,
+							  format('%s from %s', what, a.member_key), now());
+	UPDATE loyalty.members
+	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
+	 WHERE id = a.id;
+	UPDATE loyalty.members
+	   SET balance = loyalty.lots_merge(loyalty._settle(b, now()), s.drawn),
+		   last_activity_at = greatest(last_activity_at, now())
+	 WHERE id = b.id;
+	RETURN NEXT debit;
+	RETURN NEXT credit;
+END
+$$;
+
+CREATE FUNCTION loyalty.transfer(from_member text, to_member text, points bigint,
+								 reference text DEFAULT NULL, program text DEFAULT NULL)
+	RETURNS SETOF loyalty.ledger
+	LANGUAGE sql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+	AS $$ SELECT * FROM loyalty._transfer(loyalty._program(program), from_member, to_member,
+										  points, reference, false) $$;
+
+CREATE FUNCTION loyalty.transfer(from_member anyelement, to_member anyelement, points bigint,
+								 reference text DEFAULT NULL, program text DEFAULT NULL)
+	RETURNS SETOF loyalty.ledger
+	LANGUAGE sql
+	AS $$ SELECT * FROM loyalty.transfer(from_member::text, to_member::text, points, reference, program) $$;
+COMMENT ON FUNCTION loyalty.transfer(anyelement, anyelement, bigint, text, text) IS
+	'move points between two members; the receiver gets the sender''s lots with their expiry';
+
+CREATE FUNCTION loyalty.register_cause(member text, name text, program text DEFAULT NULL)
+	RETURNS loyalty.causes
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	m loyalty.members := loyalty.enroll(member, program);
+	c loyalty.causes;
+BEGIN
+	IF name IS NULL OR btrim(name) = '' THEN
+		RAISE EXCEPTION 'a cause needs a name' USING ERRCODE = '22023';
+	END IF;
+	INSERT INTO loyalty.causes AS x (member_id, name) VALUES (m.id, register_cause.name)
+	ON CONFLICT (member_id) DO UPDATE SET name = excluded.name, active = true
+	RETURNING * INTO c;
+	RETURN c;
+END
+$$;
+COMMENT ON FUNCTION loyalty.register_cause(text, text, text) IS
+	'enroll a member key as a cause account that may receive donations';
+
+CREATE FUNCTION loyalty.donate(member text, cause text, points bigint,
+							   reference text DEFAULT NULL, program text DEFAULT NULL)
+	RETURNS SETOF loyalty.ledger
+	LANGUAGE sql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+	AS $$ SELECT * FROM loyalty._transfer(loyalty._program(program), member, cause, points,
+										  reference, true) $$;
+
+CREATE FUNCTION loyalty.donate(member anyelement, cause text, points bigint,
+							   reference text DEFAULT NULL, program text DEFAULT NULL)
+	RETURNS SETOF loyalty.ledger
+	LANGUAGE sql
+	AS $$ SELECT * FROM loyalty.donate(member::text, cause, points, reference, program) $$;
+COMMENT ON FUNCTION loyalty.donate(anyelement, text, bigint, text, text) IS
+	'transfer points to a cause account';
+
+------------------------------------------------------------------------------
+-- Behavioural events
+------------------------------------------------------------------------------
+
+CREATE FUNCTION loyalty.record_event(member text, action text, reference text,
+									 at timestamptz DEFAULT now(), program text DEFAULT NULL,
+									 referred text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs := loyalty._program(program);
+	m loyalty.members;
+	ref loyalty.members;
+	ev loyalty.events;
+	rule loyalty.event_rules;
+	w record;
+	n bigint;
+	l loyalty.ledger;
+BEGIN
+	IF action IS NULL THEN
+		RAISE EXCEPTION 'action must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF reference IS NULL OR btrim(reference) = '' THEN
+		RAISE EXCEPTION 'an event needs a reference'
+			USING ERRCODE = '22023', HINT = 'Pass a key that identifies the event, e.g. ''review-4711''.';
+	END IF;
+	IF at IS NULL OR NOT isfinite(at) THEN
+		RAISE EXCEPTION 'event time must be a finite timestamp' USING ERRCODE = '22008';
+	END IF;
+	m := loyalty._member(p, member, true);
+
+	SELECT * INTO ev FROM loyalty.events x
+	 WHERE x.program_id = p.id AND x.reference = record_event.reference;
+	IF FOUND THEN
+		IF ev.member_id <> m.id OR ev.action <> record_event.action THEN
+			RAISE EXCEPTION 'reference "%" was already used for a different event in program "%"',
+							reference, p.code
+				USING ERRCODE = 'LY004',
+					  DETAIL = format('Event %s is action "%s" of member id %s.', ev.id, ev.action,
+									  ev.member_id),
+					  HINT = 'Use a new reference for a new event; repeat an event with the same arguments.';
+		END IF;
+		SELECT * INTO l FROM loyalty.ledger WHERE id = ev.ledger_id;
+		RETURN l;
+	END IF;
+	PERFORM loyalty._reference_unused(p, 'earn', reference);
+
+	SELECT * INTO rule FROM loyalty.event_rules x
+	 WHERE x.program_id = p.id AND x.action = record_event.action AND x.active;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'action "%" earns nothing in loyalty program "%"', action, p.code
+			USING ERRCODE = 'LY017',
+				  DETAIL = format('Actions with an active rule: %s.',
+								  coalesce((SELECT string_agg(x.action, ', ' ORDER BY x.action)
+											  FROM loyalty.event_rules x
+											 WHERE x.program_id = p.id AND x.active), 'none')),
+				  HINT = 'Add a row to loyalty.event_rules.';
+	END IF;
+
+	IF rule.is_referral THEN
+		IF referred IS NULL THEN
+			RAISE EXCEPTION 'action "%" needs the referred member', action
+				USING ERRCODE = 'LY019', HINT = 'Pass referred => the new member''s key.';
+		END IF;
+		ref := loyalty._member(p, referred, false);
+		IF ref.id = m.id THEN
+			RAISE EXCEPTION 'member "%" cannot refer themselves', m.member_key USING ERRCODE = 'LY019';
+		END IF;
+		IF ref.first_purchase_at IS NULL OR ref.first_purchase_at > at THEN
+			RAISE EXCEPTION 'referred member "%" has not bought yet', ref.member_key
+				USING ERRCODE = 'LY019',
+					  DETAIL = 'A referral earns points once the new member''s first tracked purchase is recorded, at or before the event time.',
+					  HINT = 'Record the referral after the referred member''s first purchase.';
+		END IF;
+		SELECT * INTO ev FROM loyalty.events x
+		 WHERE x.program_id = p.id AND x.action = record_event.action AND x.referred_id = ref.id;
+		IF FOUND THEN
+			RAISE EXCEPTION 'member "%" was already referred', ref.member_key
+				USING ERRCODE = 'LY019',
+					  DETAIL = format('Event %s (reference "%s") credited member id %s.',
+									  ev.id, ev.reference, ev.member_id);
+		END IF;
+	ELSIF referred IS NOT NULL THEN
+		RAISE EXCEPTION 'action "%" does not take a referred member', action USING ERRCODE = '22023';
+	END IF;
+
+	IF rule.cap_count IS NOT NULL THEN
+		w := loyalty._period(at, rule.cap_period, p.time_zone);
+		SELECT count(*) INTO n FROM loyalty.events x
+		 WHERE x.member_id = m.id AND x.action = rule.action
+		   AND x.occurred_at >= w.starts AND x.occurred_at < w.ends;
+		IF n >= rule.cap_count THEN
+			RAISE EXCEPTION 'member "%" reached the cap for action "%"', m.member_key, action
+				USING ERRCODE = 'LY018',
+					  DETAIL = format('%s of %s events allowed %s already recorded%s.', n,
+									  rule.cap_count, loyalty._per(rule.cap_period),
+									  CASE WHEN rule.cap_period = 'ever' THEN ''
+										   ELSE format(' (period %s to %s)', w.starts, w.ends) END);
+		END IF;
+	END IF;
+
+	l := loyalty.earn(member, rule.points, reference, at, p.code);
+	INSERT INTO loyalty.events (program_id, member_id, action, reference, referred_id, occurred_at,
+								points, ledger_id)
+	VALUES (p.id, m.id, rule.action, reference, ref.id, at, rule.points, l.id);
+	RETURN l;
+END
+$$;
+
+CREATE FUNCTION loyalty.record_event(member anyelement, action text, reference text,
+									 at timestamptz DEFAULT now(), program text DEFAULT NULL,
+									 referred text DEFAULT NULL)
+	RETURNS loyalty.ledger
+	LANGUAGE sql
+	AS $$ SELECT loyalty.record_event(member::text, action, reference, at, program, referred) $$;
+COMMENT ON FUNCTION loyalty.record_event(anyelement, text, text, timestamptz, text, text) IS
+	'award the points of a behavioural action (event_rules), once per reference, within caps';
