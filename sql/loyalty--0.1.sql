@@ -77,6 +77,13 @@ CREATE FUNCTION loyalty.lots_next_event(loyalty.lots) RETURNS timestamptz
 	AS 'MODULE_PATHNAME', 'lots_next_event' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.lots_next_event(loyalty.lots) IS
 	'the next release or finite expiry in the lots; NULL when nothing will change';
+CREATE FUNCTION loyalty.lots_settlement(lots loyalty.lots, as_of timestamptz,
+										OUT remaining loyalty.lots, OUT kinds text[],
+										OUT points bigint[], OUT entry_lots loyalty.lots[],
+										OUT effective timestamptz[])
+	AS 'MODULE_PATHNAME', 'lots_settlement' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.lots_settlement(loyalty.lots, timestamptz) IS
+	'the lots left after settling at as_of, and the release and expire entries that settling writes';
 
 CREATE FUNCTION loyalty.lots_merge(loyalty.lots, loyalty.lots) RETURNS loyalty.lots
 	AS 'MODULE_PATHNAME', 'lots_merge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -302,14 +309,15 @@ CREATE TABLE loyalty.members (
 	tier_valid_until timestamptz,	-- NULL: no end (base tier, never_downgrade)
 	tier_manual_until timestamptz,	-- set by set_tier(); NULL: qualified
 	tier_review_at	timestamptz,	-- when run_maintenance() reviews the tier
+	-- a column, not an expression index on balance, so that an update that
+	-- keeps it (most purchases) can stay a HOT update
+	next_event_at	timestamptz GENERATED ALWAYS AS (loyalty.lots_next_event(balance)) STORED,
 	UNIQUE (program_id, member_key)
-);
+) WITH (fillfactor = 90);
 CREATE INDEX members_tier_review ON loyalty.members (tier_review_at)
 	WHERE tier_review_at IS NOT NULL;
 -- run_maintenance() and expiring_points() find members with work due here
-CREATE INDEX members_next_event ON loyalty.members (loyalty.lots_next_event(balance));
-CREATE INDEX members_inactive ON loyalty.members (program_id, last_activity_at)
-	WHERE loyalty.lots_points(balance) > 0;
+CREATE INDEX members_next_event ON loyalty.members (next_event_at) WHERE next_event_at IS NOT NULL;
 COMMENT ON TABLE loyalty.members IS
 	'members keyed by the application''s customer key (as text); balance = lots after every ledger entry';
 
@@ -338,6 +346,18 @@ CREATE TABLE loyalty.earning_rules (
 	multiplier		numeric CHECK (multiplier >= 0),
 	points			bigint CHECK (points >= 0),
 	cap_period		text CHECK (cap_period IN ('day', 'week', 'month', 'quarter', 'year')),
+	-- the rule's own expiry for the points it matches (NULL: the program's);
+	-- inactivity is per member, so only a program can have it
+	expiry_policy	text CHECK (expiry_policy IN ('never', 'after', 'period_end')),
+	expiry_interval interval CHECK (loyalty.interval_sign(expiry_interval) = 1),
+	expiry_period	text CHECK (expiry_period IN ('month', 'quarter', 'year')),
+	expiry_extra_periods integer CHECK (expiry_extra_periods BETWEEN 0 AND 1000),
+	CONSTRAINT rule_expiry_only_for_awards
+		CHECK (expiry_policy IS NULL OR kind IN ('multiplier', 'bonus', 'first_purchase')),
+	CONSTRAINT rule_expiry_after_needs_interval
+		CHECK ((expiry_policy IS NOT DISTINCT FROM 'after') = (expiry_interval IS NOT NULL)),
+	CONSTRAINT rule_expiry_period_end_needs_period
+		CHECK ((expiry_policy IS NOT DISTINCT FROM 'period_end') = (expiry_period IS NOT NULL)),
 	CONSTRAINT hours_come_in_pairs CHECK ((hour_from IS NULL) = (hour_until IS NULL)),
 	CONSTRAINT hours_not_empty CHECK (hour_from IS NULL OR hour_from <> hour_until),
 	CONSTRAINT validity_not_empty CHECK (valid_from < valid_until),
@@ -629,21 +649,13 @@ CREATE FUNCTION loyalty._settle_lots(program_id integer, member_id bigint, lots 
 	SET search_path = pg_catalog, loyalty, pg_temp
 AS $$
 DECLARE
-	s record;
-	e record;
+	s record := loyalty.lots_settlement(lots, at);
 BEGIN
-	s := loyalty.lots_settle(lots, at);
-	FOR e IN SELECT * FROM loyalty.lots_entries(s.released) LOOP
+	IF cardinality(s.kinds) > 0 THEN
 		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		VALUES (program_id, member_id, 'release', 0,
-				loyalty.lots_add_pending('{}', e.points, e.release_at, e.expires_at), e.release_at);
-	END LOOP;
-	s := loyalty.lots_expire(s.remaining, at);
-	FOR e IN SELECT * FROM loyalty.lots_entries(s.expired) WHERE lots_entries.state = 'lot' LOOP
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		VALUES (program_id, member_id, 'expire', -e.points,
-				loyalty.lots_add('{}', e.points, e.expires_at), e.expires_at);
-	END LOOP;
+		SELECT _settle_lots.program_id, _settle_lots.member_id, u.*
+		  FROM unnest(s.kinds, s.points, s.entry_lots, s.effective) AS u;
+	END IF;
 	RETURN s.remaining;
 END
 $$;
@@ -1314,44 +1326,46 @@ COMMENT ON FUNCTION loyalty.untrack_purchases(regclass) IS
 
 -- One batch of members whose lots have a release or expiry due by as_of,
 -- settled with set-based statements.  Returns (members, entries, expired points).
-CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer,
+CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer, after_id bigint,
 									   OUT members bigint, OUT releases bigint,
-									   OUT expiries bigint, OUT expired_points bigint)
+									   OUT expiries bigint, OUT expired_points bigint,
+									   OUT last_id bigint)
 	LANGUAGE sql
 	SET search_path = pg_catalog, loyalty, pg_temp
+	-- a batch is small next to the members table: reach its rows through the
+	-- primary key, never by hashing the whole table; keep the batch in memory
+	SET enable_hashjoin = off
+	SET enable_mergejoin = off
+	SET work_mem = '64MB'
 AS $$
+	-- batches in member id order: the member rows and the ledger's
+	-- (member_id, ...) index are then written page after page
 	WITH due AS MATERIALIZED (
 		SELECT m.id, m.program_id, m.balance
 		  FROM loyalty.members m
-		 WHERE loyalty.lots_next_event(m.balance) <= as_of
-		 ORDER BY loyalty.lots_next_event(m.balance)
+		 WHERE m.next_event_at <= as_of AND m.id > after_id
+		 ORDER BY m.id
 		 LIMIT batch_size
 		   FOR UPDATE SKIP LOCKED
 	), settled AS MATERIALIZED (
-		SELECT d.id, d.program_id, s.released, x.expired, x.remaining
-		  FROM due d
-		 CROSS JOIN LATERAL loyalty.lots_settle(d.balance, as_of) s
-		 CROSS JOIN LATERAL loyalty.lots_expire(s.remaining, as_of) x
-	), rel AS (
+		SELECT d.id, d.program_id, s.*
+		  FROM due d CROSS JOIN LATERAL loyalty.lots_settlement(d.balance, as_of) s
+	), ins AS (
 		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		SELECT s.program_id, s.id, 'release', 0,
-			   loyalty.lots_add_pending('{}', e.points, e.release_at, e.expires_at), e.release_at
-		  FROM settled s CROSS JOIN LATERAL loyalty.lots_entries(s.released) e
-		RETURNING 1
-	), exp AS (
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		SELECT s.program_id, s.id, 'expire', -e.points,
-			   loyalty.lots_add('{}', e.points, e.expires_at), e.expires_at
-		  FROM settled s CROSS JOIN LATERAL loyalty.lots_entries(s.expired) e
-		 WHERE e.state = 'lot'
-		RETURNING points
+		SELECT s.program_id, s.id, u.*
+		  FROM settled s
+		 CROSS JOIN LATERAL unnest(s.kinds, s.points, s.entry_lots, s.effective) AS u
+		RETURNING kind, points
 	), upd AS (
 		UPDATE loyalty.members m SET balance = s.remaining
 		  FROM settled s WHERE m.id = s.id
 		RETURNING 1
 	)
-	SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM rel), (SELECT count(*) FROM exp),
-		   (SELECT coalesce(-sum(points), 0) FROM exp)::bigint
+	SELECT (SELECT count(*) FROM upd), count(*) FILTER (WHERE kind = 'release'),
+		   count(*) FILTER (WHERE kind = 'expire'),
+		   coalesce(-sum(points) FILTER (WHERE kind = 'expire'), 0)::bigint,
+		   (SELECT max(id) FROM due)
+	  FROM ins
 $$;
 
 -- Members of inactivity programs whose deadline passed with points left.
@@ -1368,11 +1382,10 @@ BEGIN
 	members := 0;
 	expired_points := 0;
 	FOR p IN SELECT * FROM loyalty.programs WHERE expiry_policy = 'inactivity' LOOP
-		-- an interval of months is at most 31 days per month longer than
-		-- a fixed one: prefilter loosely with the index, decide exactly below
+		-- no index: a partial one would cost every purchase a non-HOT
+		-- update; inactivity programs pay a scan of their members per run
 		FOR m IN SELECT * FROM loyalty.members mm
 				  WHERE mm.program_id = p.id AND loyalty.lots_points(mm.balance) > 0
-				    AND mm.last_activity_at <= as_of - justify_days(p.expiry_interval) + interval '4 days'
 				    AND loyalty.inactivity_deadline(p, mm.last_activity_at) <= as_of
 				  ORDER BY mm.last_activity_at
 				  LIMIT batch_size
@@ -1396,6 +1409,7 @@ CREATE FUNCTION loyalty.run_maintenance(as_of timestamptz DEFAULT now(),
 AS $$
 DECLARE
 	b record;
+	last_id bigint := 0;
 	n_members bigint := 0;
 	n_releases bigint := 0;
 	n_expiries bigint := 0;
@@ -1411,12 +1425,13 @@ BEGIN
 		RAISE EXCEPTION 'batch_size must be positive' USING ERRCODE = '22023';
 	END IF;
 	LOOP
-		b := loyalty._maintain_lots(as_of, batch_size);
+		b := loyalty._maintain_lots(as_of, batch_size, last_id);
 		n_members := n_members + b.members;
 		n_releases := n_releases + b.releases;
 		n_expiries := n_expiries + b.expiries;
 		n_points := n_points + b.expired_points;
 		EXIT WHEN b.members < batch_size;
+		last_id := b.last_id;
 	END LOOP;
 	task := 'release'; members := NULL; entries := n_releases; points := NULL;
 	RETURN NEXT;
@@ -1455,7 +1470,7 @@ BEGIN
 		  FROM loyalty.members m
 		  JOIN loyalty.programs p ON p.id = m.program_id
 		 CROSS JOIN LATERAL loyalty.lots_entries(m.balance) e
-		 WHERE loyalty.lots_next_event(m.balance) <= as_of + within
+		 WHERE m.next_event_at <= as_of + within
 		   AND (expiring_points.program IS NULL OR p.code = expiring_points.program)
 		   AND e.state <> 'debt' AND (e.release_at IS NULL OR e.release_at <= as_of)
 		   AND e.expires_at > as_of AND e.expires_at <= as_of + within

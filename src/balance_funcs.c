@@ -4,8 +4,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "balance.h"
@@ -19,6 +22,7 @@ PG_FUNCTION_INFO_V1(lots_expire);
 PG_FUNCTION_INFO_V1(lots_settle);
 PG_FUNCTION_INFO_V1(lots_expire_all);
 PG_FUNCTION_INFO_V1(lots_next_event);
+PG_FUNCTION_INFO_V1(lots_settlement);
 PG_FUNCTION_INFO_V1(lots_merge);
 PG_FUNCTION_INFO_V1(lots_subtract);
 PG_FUNCTION_INFO_V1(lots_apply);
@@ -282,6 +286,78 @@ Datum
 lots_points(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT64(lots_sum(PG_GETARG_BALANCE_P(0)));
+}
+
+/*
+ * Everything settling at as_of writes, in one call: the remaining lots and
+ * the ledger entries as parallel arrays (kind, points, lots, effective_at):
+ * a 'release' per pending lot released, then an 'expire' per lot expired,
+ * each effective at its own instant -- what loyalty._settle_lots() writes.
+ * Built for set-based maintenance: unnest() the arrays into the ledger.
+ */
+Datum
+lots_settlement(PG_FUNCTION_ARGS)
+{
+	Oid			lots_type = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(1);
+	BalanceBuf	buf,
+				released,
+				expired;
+	int			n,
+				k = 0;
+	Datum	   *kinds,
+			   *points,
+			   *lots,
+			   *at;
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (!OidIsValid(lots_type))
+		elog(ERROR, "could not determine the type of the lots argument");
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("function returning record called in context that cannot accept type record")));
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_init(&released);
+	balbuf_init(&expired);
+	balbuf_settle(&buf, as_of, &released);
+	balbuf_expire(&buf, as_of, &expired);
+
+	n = released.npending + expired.nlots;
+	kinds = palloc(sizeof(Datum) * Max(n, 1));
+	points = palloc(sizeof(Datum) * Max(n, 1));
+	lots = palloc(sizeof(Datum) * Max(n, 1));
+	at = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < released.npending; i++, k++)
+	{
+		PendingLot *p = &released.pending[i];
+
+		kinds[k] = CStringGetTextDatum("release");
+		points[k] = Int64GetDatum(0);
+		lots[k] = PointerGetDatum(balance_single(p->points, p->release, p->expires, true));
+		at[k] = TimestampTzGetDatum(p->release);
+	}
+	for (int i = 0; i < expired.nlots; i++, k++)
+	{
+		BalanceLot *l = &expired.lots[i];
+
+		kinds[k] = CStringGetTextDatum("expire");
+		points[k] = Int64GetDatum(-l->points);
+		lots[k] = PointerGetDatum(balance_single(l->points, 0, l->expires, false));
+		at[k] = TimestampTzGetDatum(l->expires);
+	}
+	get_typlenbyvalalign(lots_type, &typlen, &typbyval, &typalign);
+	values[0] = PointerGetDatum(balbuf_to_balance(&buf));
+	values[1] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(points, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(lots, n, lots_type, typlen, typbyval, typalign));
+	values[4] = PointerGetDatum(construct_array(at, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
 /* One row per lot: (state, points, release_at, expires_at). */

@@ -1074,11 +1074,12 @@ write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
 
 /* the lots one award adds: pending while the pending period runs */
 static Balance *
-award_lots(ProgramConf *prog, TimestampTz at, int64 points, const char **kind)
+award_lots(ProgramConf *prog, const ExpirySpec *expiry, TimestampTz at, int64 points,
+		   const char **kind)
 {
 	TimestampTz release = loyalty_release(prog, at);
 	/* points count as earned when released: expiry runs from then */
-	TimestampTz expires = loyalty_expiry(prog, release);
+	TimestampTz expires = loyalty_expiry(prog, expiry, release);
 	bool		pending = release > at || release > GetCurrentTransactionStartTimestamp();
 
 	*kind = pending ? "pending" : "earn";
@@ -1260,14 +1261,16 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		points = apply_caps(prog, m, &p->facts, points);
 		if (points > 0)
 		{
-			Balance    *lots = award_lots(prog, p->facts.at, points, &kind);
+			Balance    *lots = award_lots(prog, loyalty_rules_expiry(prog, &p->facts, false),
+											  p->facts.at, points, &kind);
 
 			rows_add(&rows, p->member, m->id, kind, points, lots, p->reference, NULL,
 					 p->facts.at);
 		}
 		if (bonus > 0)
 		{
-			Balance    *lots = award_lots(prog, p->facts.at, bonus, &kind);
+			Balance    *lots = award_lots(prog, loyalty_rules_expiry(prog, &p->facts, true),
+											  p->facts.at, bonus, &kind);
 
 			rows_add(&rows, p->member, m->id, kind, bonus, lots,
 					 psprintf("%s%s", p->reference, BONUS_SUFFIX),
@@ -1455,7 +1458,8 @@ awarded_elsewhere(TrackCols *tc, const char *reference)
  */
 static int64
 settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
-				 TimestampTz at, int64 target, const char *reason, const PurchaseFacts *caps)
+				 TimestampTz at, const ExpirySpec *expiry, int64 target, const char *reason,
+				 const PurchaseFacts *caps)
 {
 	BalanceBuf	initial;
 	bool		has_initial;
@@ -1470,7 +1474,7 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 	if (diff > 0)
 	{
 		const char *kind;
-		Balance    *lots = award_lots(prog, at, diff, &kind);
+		Balance    *lots = award_lots(prog, expiry, at, diff, &kind);
 		BalanceBuf	delta;
 
 		if (has_initial)
@@ -1531,7 +1535,7 @@ settle_due(MemberState *m, TimestampTz at)
 static void
 settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases, MemberState *members)
 {
-	if (prog->expiry_policy != EXPIRY_INACTIVITY)
+	if (prog->expiry.policy != EXPIRY_INACTIVITY)
 		return;
 	for (int i = 0; i < npurchases; i++)
 	{
@@ -1571,14 +1575,15 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 		target = loyalty_rules_points(prog, &p->facts);
 	}
 	/* corrections are capped like awards; only an increase can hit a cap */
-	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at, target, reason, &p->facts);
+	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at,
+							 loyalty_rules_expiry(prog, &p->facts, false), target, reason, &p->facts);
 	if (target == 0)
 	{
 		/* a purchase that no longer counts takes its first-purchase bonus along */
 		moved = loyalty_add_points(moved,
 								   settle_reference(tc, prog, &m,
 													psprintf("%s%s", p->reference, BONUS_SUFFIX),
-													p->facts.at, 0, reason, NULL));
+													p->facts.at, &prog->expiry, 0, reason, NULL));
 	}
 	else if (!m.had_purchase)
 	{
@@ -1588,7 +1593,8 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 			moved = loyalty_add_points(moved,
 									   settle_reference(tc, prog, &m,
 														psprintf("%s%s", p->reference, BONUS_SUFFIX),
-														p->facts.at, bonus, "first-purchase bonus", NULL));
+														p->facts.at, loyalty_rules_expiry(prog, &p->facts, true),
+														bonus, "first-purchase bonus", NULL));
 		m.had_purchase = true;
 		m.first_purchase_at = p->facts.at;
 		m.dirty = true;

@@ -132,6 +132,25 @@ load_relids(void)
 	config_relids[3] = get_relname_relid("tiers", nsp);
 }
 
+/* an expiry policy from columns col..col+3: policy, interval, period, extra periods */
+static void
+load_expiry(HeapTuple tup, TupleDesc desc, int col, ExpirySpec *e)
+{
+	char	   *s = get_text(tup, desc, col);
+	bool		isnull;
+	Datum		d;
+
+	e->policy = strcmp(s, "never") == 0 ? EXPIRY_NEVER :
+		strcmp(s, "after") == 0 ? EXPIRY_AFTER :
+		strcmp(s, "inactivity") == 0 ? EXPIRY_INACTIVITY : EXPIRY_PERIOD_END;
+	if (e->policy == EXPIRY_AFTER || e->policy == EXPIRY_INACTIVITY)
+		e->interval = *DatumGetIntervalP(get_datum(tup, desc, col + 1, &isnull));
+	if (e->policy == EXPIRY_PERIOD_END)
+		e->period = parse_period(get_text(tup, desc, col + 2));
+	d = get_datum(tup, desc, col + 3, &isnull);
+	e->extra_periods = isnull ? 0 : DatumGetInt32(d);
+}
+
 static ProgramConf *
 load_program(int32 program_id)
 {
@@ -148,7 +167,7 @@ load_program(int32 program_id)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(
-							  "SELECT id, code, points_per_unit, rounding, expiry_policy, expiry_interval,"
+							  "SELECT id, code, points_per_unit, rounding, expiry_policy::text, expiry_interval,"
 							  " expiry_period, expiry_extra_periods, pending_interval, time_zone, auto_enroll,"
 							  " tier_window, tier_window_months"
 							  " FROM loyalty.programs WHERE id = $1",
@@ -169,15 +188,7 @@ load_program(int32 program_id)
 	s = get_text(tup, desc, 4);
 	conf->rounding = strcmp(s, "floor") == 0 ? ROUND_FLOOR :
 		strcmp(s, "ceil") == 0 ? ROUND_CEIL : ROUND_HALF_UP;
-	s = get_text(tup, desc, 5);
-	conf->expiry_policy = strcmp(s, "never") == 0 ? EXPIRY_NEVER :
-		strcmp(s, "after") == 0 ? EXPIRY_AFTER :
-		strcmp(s, "inactivity") == 0 ? EXPIRY_INACTIVITY : EXPIRY_PERIOD_END;
-	if (conf->expiry_policy == EXPIRY_AFTER || conf->expiry_policy == EXPIRY_INACTIVITY)
-		conf->expiry_interval = *DatumGetIntervalP(get_datum(tup, desc, 6, &isnull));
-	if (conf->expiry_policy == EXPIRY_PERIOD_END)
-		conf->expiry_period = parse_period(get_text(tup, desc, 7));
-	conf->expiry_extra_periods = DatumGetInt32(get_datum(tup, desc, 8, &isnull));
+	load_expiry(tup, desc, 5, &conf->expiry);
 	conf->pending_interval = *DatumGetIntervalP(get_datum(tup, desc, 9, &isnull));
 	conf->time_zone = get_text(tup, desc, 10);
 	conf->tz = loyalty_lookup_tz(conf->time_zone);
@@ -192,7 +203,8 @@ load_program(int32 program_id)
 	if (SPI_execute_with_args(
 							  "SELECT id, kind, priority, exclusive, tier, channel, category, store,"
 							  " valid_from, valid_until, days_of_week, hour_from, hour_until,"
-							  " min_amount, multiplier, points, cap_period"
+							  " min_amount, multiplier, points, cap_period,"
+							  " expiry_policy, expiry_interval, expiry_period, expiry_extra_periods"
 							  " FROM loyalty.earning_rules WHERE program_id = $1 AND active"
 							  " ORDER BY priority, id",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -252,6 +264,10 @@ load_program(int32 program_id)
 		r->cap_period = isnull ? PERIOD_DAY : parse_period(TextDatumGetCString(d));
 		if (r->kind == RULE_CAP)
 			conf->has_caps = true;
+		get_datum(tup, desc, 18, &isnull);
+		r->has_expiry = !isnull;
+		if (r->has_expiry)
+			load_expiry(tup, desc, 18, &r->expiry);
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();
@@ -535,31 +551,51 @@ loyalty_period_add(pg_tz *zone, Period period, int n, TimestampTz start)
 }
 
 TimestampTz
-loyalty_expiry(ProgramConf *prog, TimestampTz earned_at)
+loyalty_expiry(ProgramConf *prog, const ExpirySpec *e, TimestampTz earned_at)
 {
-	switch (prog->expiry_policy)
+	switch (e->policy)
 	{
 		case EXPIRY_NEVER:
 		case EXPIRY_INACTIVITY:	/* all at once, by _settle() */
 			return DT_NOEND;
 		case EXPIRY_AFTER:
-			return loyalty_tz_add_internal(earned_at, &prog->expiry_interval, prog->tz);
+			return loyalty_tz_add_internal(earned_at, &e->interval, prog->tz);
 		case EXPIRY_PERIOD_END:
-			return loyalty_period_add(prog->tz, prog->expiry_period,
-									  prog->expiry_extra_periods + 1,
-									  loyalty_period_start(prog->tz, prog->expiry_period,
-														   earned_at));
+			return loyalty_period_add(prog->tz, e->period, e->extra_periods + 1,
+									  loyalty_period_start(prog->tz, e->period, earned_at));
 	}
 	return DT_NOEND;
+}
+
+/*
+ * The expiry of a purchase's points: that of the first matching multiplier
+ * or bonus rule (in rule order) with its own, else the program's; for the
+ * first-purchase bonus, the first matching first_purchase rule's.
+ */
+const ExpirySpec *
+loyalty_rules_expiry(ProgramConf *prog, const PurchaseFacts *f, bool first_purchase)
+{
+	LocalTime	lt = {0};
+
+	for (int i = 0; i < prog->nrules; i++)
+	{
+		EarnRule   *r = &prog->rules[i];
+		bool		kind_ok = first_purchase ? r->kind == RULE_FIRST_PURCHASE :
+			(r->kind == RULE_MULTIPLIER || r->kind == RULE_BONUS);
+
+		if (r->has_expiry && kind_ok && rule_matches(prog, r, f, &lt, true))
+			return &r->expiry;
+	}
+	return &prog->expiry;
 }
 
 /* when an inactive member's points expire; DT_NOEND if never */
 TimestampTz
 loyalty_inactivity_deadline(ProgramConf *prog, TimestampTz last_activity)
 {
-	if (prog->expiry_policy != EXPIRY_INACTIVITY || TIMESTAMP_NOT_FINITE(last_activity))
+	if (prog->expiry.policy != EXPIRY_INACTIVITY || TIMESTAMP_NOT_FINITE(last_activity))
 		return DT_NOEND;
-	return loyalty_tz_add_internal(last_activity, &prog->expiry_interval, prog->tz);
+	return loyalty_tz_add_internal(last_activity, &prog->expiry.interval, prog->tz);
 }
 
 TimestampTz

@@ -43,6 +43,15 @@ typedef enum Period
 	PERIOD_YEAR
 } Period;
 
+/* when points expire: a program's policy, or an earning rule's own */
+typedef struct ExpirySpec
+{
+	ExpiryPolicy policy;
+	Interval	interval;		/* EXPIRY_AFTER, EXPIRY_INACTIVITY */
+	Period		period;			/* EXPIRY_PERIOD_END */
+	int32		extra_periods;
+} ExpirySpec;
+
 typedef struct EarnRule
 {
 	int32		id;
@@ -62,6 +71,8 @@ typedef struct EarnRule
 	Numeric		multiplier;		/* RULE_MULTIPLIER */
 	int64		points;			/* RULE_BONUS, RULE_FIRST_PURCHASE: points; RULE_CAP: cap */
 	Period		cap_period;
+	bool		has_expiry;		/* the points it matches expire by its own policy */
+	ExpirySpec	expiry;
 } EarnRule;
 
 typedef enum TierWindow
@@ -88,10 +99,7 @@ typedef struct ProgramConf
 	char	   *code;
 	Numeric		points_per_unit;
 	Rounding	rounding;
-	ExpiryPolicy expiry_policy;
-	Interval	expiry_interval;
-	Period		expiry_period;
-	int32		expiry_extra_periods;
+	ExpirySpec	expiry;
 	Interval	pending_interval;
 	char	   *time_zone;
 	pg_tz	   *tz;
@@ -122,7 +130,10 @@ extern uint64 loyalty_config_generation;
 extern bool loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f);
 extern int64 loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *facts);
 extern int64 loyalty_first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *facts);
-extern TimestampTz loyalty_expiry(ProgramConf *prog, TimestampTz earned_at);
+extern TimestampTz loyalty_expiry(ProgramConf *prog, const ExpirySpec *spec,
+								  TimestampTz earned_at);
+extern const ExpirySpec *loyalty_rules_expiry(ProgramConf *prog, const PurchaseFacts *facts,
+											  bool first_purchase);
 extern TimestampTz loyalty_inactivity_deadline(ProgramConf *prog, TimestampTz last_activity);
 extern TimestampTz loyalty_release(ProgramConf *prog, TimestampTz earned_at);
 extern TimestampTz loyalty_period_start(pg_tz *tz, Period period, TimestampTz ts);

@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(42);
+SELECT plan(46);
 
 -- Every policy, in two zones.  Berlin: CET->CEST 2025-03-30, CEST->CET
 -- 2025-10-26.  New York: EST->EDT 2025-03-09, EDT->EST 2025-11-02.
@@ -168,6 +168,34 @@ SELECT is((SELECT members FROM loyalty.run_maintenance('2025-09-01') WHERE task 
 SELECT is(loyalty.balance('fay', '2025-08-28 08:59+00', 'idle_b'), 150::bigint,
 		  'the balance before the deadline is the same after maintenance (replayed)');
 SELECT is((SELECT count(*) FROM loyalty.verify()), 0::bigint, 'verify() finds nothing wrong');
+
+------------------------------------------------------------------------------
+-- an earning rule can carry its own expiry for the points it matches
+------------------------------------------------------------------------------
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval, time_zone)
+VALUES ('rules_b', 'rule expiry', 'after', '12 months', 'Europe/Berlin');
+INSERT INTO loyalty.earning_rules (program_id, name, kind, channel, multiplier, expiry_policy, expiry_period)
+SELECT id, 'app campaign', 'multiplier', 'app', 2, 'period_end', 'month' FROM loyalty.programs WHERE code = 'rules_b';
+INSERT INTO loyalty.earning_rules (program_id, name, kind, points, expiry_policy, expiry_interval)
+SELECT id, 'welcome', 'first_purchase', 50, 'after', '7 days' FROM loyalty.programs WHERE code = 'rules_b';
+CREATE TABLE buys (id bigint PRIMARY KEY, who text, total numeric, channel text, at timestamptz);
+SELECT loyalty.track_purchases('buys', 'who', 'total', 'at', channel_column => 'channel', program => 'rules_b');
+INSERT INTO buys VALUES (1, 'hal', 10, 'web', '2025-03-10 12:00+00'), (2, 'hal', 10, 'app', '2025-03-11 12:00+00');
+SELECT is((SELECT string_agg(e.expires_at::text, ',' ORDER BY l.reference)
+			 FROM loyalty.ledger l, loyalty.lots_entries(l.lots) e
+			WHERE l.member_id = (SELECT id FROM loyalty.members WHERE member_key = 'hal')),
+		  '2026-03-10 12:00:00+00,2025-03-17 12:00:00+00,2025-03-31 22:00:00+00',
+		  'web purchase: the program''s 12 months; its welcome bonus: the rule''s 7 days; app purchase: the campaign''s end of month');
+UPDATE buys SET total = 20 WHERE id = 2;
+SELECT is((SELECT e.expires_at FROM loyalty.ledger l, loyalty.lots_entries(l.lots) e
+			WHERE l.reference = '2' AND l.kind = 'adjust'),
+		  '2025-03-31 22:00+00'::timestamptz, 'a correction upwards keeps the rule''s expiry');
+SELECT throws_ok($$INSERT INTO loyalty.earning_rules (program_id, name, kind, min_amount, expiry_policy, expiry_interval)
+				   SELECT id, 'x', 'minimum', 5, 'after', '1 day' FROM loyalty.programs WHERE code = 'rules_b'$$,
+				 '23514', NULL, 'only rules that award points can carry an expiry');
+SELECT throws_ok($$INSERT INTO loyalty.earning_rules (program_id, name, kind, points, expiry_policy)
+				   SELECT id, 'x', 'bonus', 5, 'inactivity' FROM loyalty.programs WHERE code = 'rules_b'$$,
+				 '23514', NULL, 'inactivity is a program policy, not a rule''s');
 
 ------------------------------------------------------------------------------
 -- configuration errors
