@@ -101,8 +101,8 @@ check_dump_restore() {
 		diff "$WORK/src.tables" "$WORK/dst.tables" | head -10
 		ok=1
 	fi
-	check_invariants "$dst" | tail -1 | sed 's/^/restored database: /'
-	grep -q 'invariant failures: 0$' "$WORK/invariants.out" || { cat "$WORK/invariants.out"; ok=1; }
+	check_invariants "$dst" > /dev/null || ok=1
+	grep 'invariant failures' "$WORK/invariants.out" | sed 's/^ */restored database: /'
 
 	# the purchases table alone, restored into the live database
 	before=$(psql -X -A -t -d "$dst" -c "SELECT count(*), md5(string_agg(balance::text, ',' ORDER BY id)) FROM loyalty.ledger l FULL JOIN loyalty.members m USING (id)")
@@ -117,7 +117,19 @@ check_dump_restore() {
 		ok=1
 	fi
 	dump_tables "$dst" > "$WORK/dst2.tables"
-	cmp -s "$WORK/src.tables" "$WORK/dst2.tables" || { echo "FAIL: tables differ after the second restore"; ok=1; }
+	# rows only: each refused award (ON CONFLICT DO NOTHING) still takes a
+	# ledger id, so ledger_id_seq moves on
+	grep -v '_seq|' "$WORK/src.tables" > "$WORK/src.rows"
+	grep -v '_seq|' "$WORK/dst2.tables" > "$WORK/dst2.rows"
+	if cmp -s "$WORK/src.rows" "$WORK/dst2.rows"; then
+		echo "all rows identical after the purchases table was restored again" \
+			"(ledger_id_seq: $(grep '^loyalty.ledger_id_seq|' "$WORK/src.tables" | cut -d'|' -f2) ->" \
+			"$(grep '^loyalty.ledger_id_seq|' "$WORK/dst2.tables" | cut -d'|' -f2))"
+	else
+		echo "FAIL: rows differ after the purchases table was restored again"
+		diff "$WORK/src.rows" "$WORK/dst2.rows" | head -10
+		ok=1
+	fi
 
 	# the restored database keeps working: new ids do not collide
 	if psql -X -q -v ON_ERROR_STOP=1 -d "$dst" >/dev/null <<'SQL'
@@ -130,7 +142,7 @@ SQL
 	else
 		echo "FAIL: the restored database refused new activity"; ok=1
 	fi
-	check_invariants "$dst" | tail -1 | sed 's/^/after new activity: /'
-	grep -q 'invariant failures: 0$' "$WORK/invariants.out" || { cat "$WORK/invariants.out"; ok=1; }
+	check_invariants "$dst" > /dev/null || ok=1
+	grep 'invariant failures' "$WORK/invariants.out" | sed 's/^ */after new activity: /'
 	return $ok
 }
