@@ -13,10 +13,11 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(7);
 
 \o /dev/null
+\set pw ''
 \getenv pw PGPASSWORD
-SELECT format('host=%s port=%s user=%s password=%s',
-              split_part(current_setting('unix_socket_directories'), ',', 1),
-              current_setting('port'), current_user, :'pw') AS conn \gset
+SELECT format('host=%s port=%s user=%s', split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port'), current_user)
+       || CASE WHEN :'pw' <> '' THEN format(' password=%s', :'pw') ELSE '' END AS conn \gset
 SELECT dblink_exec(:'conn' || ' dbname=postgres', 'DROP DATABASE IF EXISTS loyalty_race');
 SELECT dblink_exec(:'conn' || ' dbname=postgres', 'CREATE DATABASE loyalty_race');
 SELECT dblink_connect('s', :'conn' || ' dbname=loyalty_race');
