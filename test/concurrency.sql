@@ -1,0 +1,97 @@
+-- Concurrent corrections of one tracked purchase, in two real sessions
+-- (dblink), in a database of their own because both need committed data.
+-- Found by test/stress/run; the failing assertions are TODO until the bug in
+-- src/purchases.c is fixed (see docs/reliability.md, "Bugs found").
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+SET client_min_messages = warning;
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT plan(7);
+
+\o /dev/null
+\set pw ''
+\getenv pw PGPASSWORD
+SELECT format('host=%s port=%s user=%s', split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port'), current_user)
+       || CASE WHEN :'pw' <> '' THEN format(' password=%s', :'pw') ELSE '' END AS conn \gset
+SELECT dblink_exec(:'conn' || ' dbname=postgres', 'DROP DATABASE IF EXISTS loyalty_race');
+SELECT dblink_exec(:'conn' || ' dbname=postgres', 'CREATE DATABASE loyalty_race');
+SELECT dblink_connect('s', :'conn' || ' dbname=loyalty_race');
+SELECT dblink_connect('b', :'conn' || ' dbname=loyalty_race');
+SELECT dblink_connect('c', :'conn' || ' dbname=loyalty_race');
+SELECT dblink_exec('s', $$
+    CREATE EXTENSION loyalty;
+    INSERT INTO loyalty.programs (code, name, is_default) VALUES ('p', 'P', true);
+    CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric, status text NOT NULL DEFAULT 'paid');
+    DO $d$ BEGIN PERFORM loyalty.track_purchases('orders', 'customer', 'total', status_column => 'status'); END $d$;
+    INSERT INTO orders VALUES (1, 'ann', 100), (2, 'ann', 50), (3, 'ann', 1000);
+    DO $d$ BEGIN PERFORM loyalty.redeem('ann', 1000); END $d$;
+$$);
+\o
+
+-- session c's statement waits for a lock
+CREATE FUNCTION pg_temp.blocked(pid int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 1000 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE pg_stat_activity.pid = blocked.pid
+                     AND wait_event_type = 'Lock') THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN false;
+END $$;
+-- b runs first_sql and holds its locks; c sends second_sql, which waits; b commits
+CREATE FUNCTION pg_temp.race(first_sql text, second_sql text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    c_pid int := (SELECT pid FROM dblink('c', 'SELECT pg_backend_pid()') AS t(pid int));
+    waited boolean;
+BEGIN
+    PERFORM dblink_exec('b', 'BEGIN');
+    PERFORM dblink_exec('b', first_sql);
+    PERFORM dblink_send_query('c', second_sql);
+    waited := pg_temp.blocked(c_pid);
+    PERFORM dblink_exec('b', 'COMMIT');
+    PERFORM * FROM dblink_get_result('c') AS t(status text);
+    PERFORM * FROM dblink_get_result('c') AS t(status text);
+    RETURN waited;
+END $$;
+CREATE FUNCTION pg_temp.net(reference text, member text) RETURNS bigint LANGUAGE sql AS $$
+    SELECT n FROM dblink('s', format(
+        'SELECT coalesce(sum(l.points), 0) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id'
+        ' WHERE l.reference = %L AND m.member_key = %L', reference, member)) AS t(n bigint)
+$$;
+
+-- a refund, and a DELETE of the same purchase waiting for it
+SELECT ok(pg_temp.race($$UPDATE orders SET status = 'refunded' WHERE id = 1$$,
+                       $$DELETE FROM orders WHERE id = 1$$),
+          'the DELETE waited for the refund');
+SELECT todo('bug: the change trigger reads the ledger with the statement''s snapshot, older than the lock it waited for', 1);
+SELECT is(pg_temp.net('1', 'ann'), 0::bigint,
+          'refund then concurrent DELETE: the purchase nets 0 points (was reversed twice: -100)');
+
+-- a move to another customer, and a refund waiting for it
+SELECT ok(pg_temp.race($$UPDATE orders SET customer = 'ben' WHERE id = 2$$,
+                       $$UPDATE orders SET status = 'refunded' WHERE id = 2$$),
+          'the refund waited for the move');
+SELECT is(pg_temp.net('2', 'ann'), 0::bigint, 'the old customer nets 0 for the moved purchase');
+SELECT todo('bug: the change trigger reads the ledger with the statement''s snapshot, older than the lock it waited for', 1);
+SELECT is(pg_temp.net('2', 'ben'), 0::bigint,
+          'move then concurrent refund: the new customer nets 0 (kept the 50 points)');
+
+SELECT is((SELECT n FROM dblink('s', 'SELECT count(*) FROM loyalty.verify()') AS t(n bigint)), 0::bigint,
+          'verify() is clean: balances match the ledger either way');
+
+\o /dev/null
+SELECT dblink_disconnect('s'), dblink_disconnect('b'), dblink_disconnect('c');
+\o
+SELECT is(dblink_exec(:'conn' || ' dbname=postgres', 'DROP DATABASE loyalty_race'), 'DROP DATABASE',
+          'race database dropped');
+
+SELECT * FROM finish();
+ROLLBACK;
