@@ -723,7 +723,8 @@ cap_used_in_ledger(int64 member_id, TimestampTz start, TimestampTz end)
 	args[0] = Int64GetDatum(member_id);
 	args[1] = TimestampTzGetDatum(start);
 	args[2] = TimestampTzGetDatum(end);
-	if (SPI_execute_plan(plan_cap_used, args, NULL, true, 1) != SPI_OK_SELECT)
+	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
+	if (SPI_execute_plan(plan_cap_used, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read purchase points for caps");
 	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	return used;
@@ -1352,7 +1353,8 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *initi
 	args[0] = Int64GetDatum(m->id);
 	args[1] = Int32GetDatum(tc->track_id);
 	args[2] = CStringGetTextDatum(reference);
-	if (SPI_execute_plan(plan_award_of, args, NULL, true, 0) != SPI_OK_SELECT)
+	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
+	if (SPI_execute_plan(plan_award_of, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
 	balbuf_init(initial);
 	*has_initial = false;
@@ -1447,7 +1449,8 @@ awarded_elsewhere(TrackCols *tc, const char *reference)
 	}
 	args[0] = Int32GetDatum(tc->track_id);
 	args[1] = CStringGetTextDatum(reference);
-	if (SPI_execute_plan(plan_awarded, args, NULL, true, 1) != SPI_OK_SELECT)
+	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
+	if (SPI_execute_plan(plan_awarded, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
 	return SPI_processed > 0;
 }
