@@ -1089,6 +1089,28 @@ award_lots(ProgramConf *prog, const ExpirySpec *expiry, TimestampTz at, int64 po
 
 /* ---- activity and tier upgrades ---- */
 
+/* write an upgrade found by count_activity: history, event, NOTIFY */
+static void
+write_upgrade(MemberState *m)
+{
+	Datum		args[3];
+
+	if (m->upgrade_to == NULL)
+		return;
+	if (plan_upgrade == NULL)
+	{
+		Oid			t[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+
+		plan_upgrade = keep("SELECT loyalty._tier_upgrade($1, $2, $3)", 3, t);
+	}
+	args[0] = Int64GetDatum(m->id);
+	args[1] = CStringGetTextDatum(m->upgrade_to);
+	args[2] = TimestampTzGetDatum(m->upgrade_at);
+	if (SPI_execute_plan(plan_upgrade, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not record the tier upgrade of member %lld", (long long) m->id);
+	m->upgrade_to = NULL;
+}
+
 /*
  * Count a purchase (or take it back, with sign -1) in the member's activity,
  * in the month of its purchase time; points may be counted alone (sign 0).
@@ -1118,32 +1140,12 @@ count_activity(ProgramConf *prog, MemberState *m, Numeric amount, int sign, int6
 	cur = loyalty_tier_named(prog, m->tier);
 	if (q != NULL && (cur == NULL || q->rank > cur->rank))
 	{
+		/* every step is a change of its own (a bulk load may climb several) */
+		write_upgrade(m);
 		m->tier = q->name;
 		m->upgrade_to = q->name;
 		m->upgrade_at = at;
 	}
-}
-
-/* write an upgrade found by count_activity: history, event, NOTIFY */
-static void
-write_upgrade(MemberState *m)
-{
-	Datum		args[3];
-
-	if (m->upgrade_to == NULL)
-		return;
-	if (plan_upgrade == NULL)
-	{
-		Oid			t[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
-
-		plan_upgrade = keep("SELECT loyalty._tier_upgrade($1, $2, $3)", 3, t);
-	}
-	args[0] = Int64GetDatum(m->id);
-	args[1] = CStringGetTextDatum(m->upgrade_to);
-	args[2] = TimestampTzGetDatum(m->upgrade_at);
-	if (SPI_execute_plan(plan_upgrade, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not record the tier upgrade of member %lld", (long long) m->id);
-	m->upgrade_to = NULL;
 }
 
 static int32

@@ -118,8 +118,13 @@ SELECT is((SELECT to_tier FROM loyalty.tier_events WHERE member_key = 'ann' ORDE
 INSERT INTO orders SELECT 100 + i, 'bob', 60, 'paid', '2024-01-01 12:00+00'::timestamptz + i * interval '15 days'
   FROM generate_series(1, 24) i;
 SELECT is(loyalty.tier('bob', '2024-12-31'), 'Gold', '24 orders in a year: Gold by orders');
-SELECT is((SELECT reason FROM loyalty.tier_history h JOIN loyalty.members m ON m.id = h.member_id
-			WHERE m.member_key = 'bob' ORDER BY h.id DESC LIMIT 1), 'upgrade', 'by upgrade');
+SELECT is((SELECT array_agg(row(to_tier, effective_at)::text ORDER BY h.id)
+			 FROM loyalty.tier_history h JOIN loyalty.members m ON m.id = h.member_id
+			WHERE m.member_key = 'bob'),
+		  ARRAY[row('Bronze', '2024-01-16 12:00+00'::timestamptz)::text,
+				row('Silver', '2024-05-15 12:00+00'::timestamptz)::text,
+				row('Gold', '2024-09-12 12:00+00'::timestamptz)::text],
+		  'one INSERT of a year of orders climbs step by step, each upgrade at the purchase that reached it');
 SELECT lives_ok($$SELECT * FROM loyalty.run_maintenance('2025-12-31')$$, 'maintenance runs');
 SELECT is((SELECT string_agg(reason || ':' || to_tier, ',' ORDER BY h.id) FROM loyalty.tier_history h
 			 JOIN loyalty.members m ON m.id = h.member_id
