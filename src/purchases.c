@@ -97,8 +97,13 @@ typedef struct MemberState
 	TimestampTz last_activity_at;
 	char	   *tier;
 	Activity   *activity;
-	const char *upgrade_to;		/* a tier this statement qualified for */
-	TimestampTz upgrade_at;
+	char	   *locked_tier;	/* the tier before this statement */
+	bool		replayed;		/* some of its purchases were awarded before */
+	/* upgrades this statement qualified for, written once the awards are in */
+	int			nups;
+	int			maxups;
+	const char **up_tier;
+	TimestampTz *up_at;
 	/* purchase points this statement awarded so far, for caps seen later */
 	int			nawards;
 	int			maxawards;
@@ -130,6 +135,7 @@ typedef struct PendingRows
 	bool	   *reason_null;
 	Datum	   *effective;
 	int		   *member;			/* index into members */
+	Numeric    *amount;			/* a purchase's award: its amount; NULL for a bonus */
 } PendingRows;
 
 static SPIPlanPtr plan_track = NULL;
@@ -369,6 +375,7 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 }
 
 static void update_one(MemberState *m, TrackCols *tc);
+static void uncount_row(ProgramConf *prog, MemberState *m, PendingRows *rows, int i);
 static void settle_due(MemberState *m, TimestampTz at);
 static void settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases,
 							MemberState *members);
@@ -665,6 +672,7 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		m->last_activity_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 		m->tier = spi_text(tup, desc, 6);
+		m->locked_tier = m->tier;
 		m->activity = (Activity *) PG_DETOAST_DATUM_COPY(SPI_getbinval(tup, desc, 7, &isnull));
 	}
 }
@@ -797,7 +805,8 @@ apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 poin
 
 static void
 rows_add(PendingRows *rows, int member, int64 member_id, const char *kind, int64 points,
-		 Balance *lots, const char *reference, const char *reason, TimestampTz at)
+		 Balance *lots, const char *reference, const char *reason, TimestampTz at,
+		 Numeric amount)
 {
 	if (rows->n == rows->max)
 	{
@@ -812,9 +821,11 @@ rows_add(PendingRows *rows, int member, int64 member_id, const char *kind, int64
 		GROW(reason_null, bool);
 		GROW(effective, Datum);
 		GROW(member, int);
+		GROW(amount, Numeric);
 #undef GROW
 	}
 	rows->member[rows->n] = member;
+	rows->amount[rows->n] = amount;
 	rows->member_id[rows->n] = Int64GetDatum(member_id);
 	rows->kind[rows->n] = CStringGetTextDatum(kind);
 	rows->points[rows->n] = Int64GetDatum(points);
@@ -1009,7 +1020,7 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
  * the balance is rebuilt from what did.
  */
 static void
-write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
+write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *rows)
 {
 	Datum		args[15];
 	char		nulls[15];
@@ -1054,21 +1065,32 @@ write_one_member(TrackCols *tc, MemberState *m, PendingRows *rows)
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 1)
 		return;
 
-	/* some purchases were awarded before: apply only the rows that went in */
+	/*
+	 * Some purchases were awarded before: apply only the rows that went in,
+	 * and take the replayed ones out of the activity again.
+	 */
 	refs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	balbuf_from_balance(&m->lots, before);
-	if (!isnull)
 	{
-		Datum	   *elems;
+		Datum	   *elems = NULL;
 		bool	   *enulls;
-		int			n;
+		int			n = 0;
 
-		deconstruct_array(DatumGetArrayTypeP(refs), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &enulls, &n);
+		if (!isnull)
+			deconstruct_array(DatumGetArrayTypeP(refs), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &enulls, &n);
 		for (int i = 0; i < rows->n; i++)
-			for (int j = 0; j < n; j++)
-				if (strcmp(TextDatumGetCString(rows->reference[i]), TextDatumGetCString(elems[j])) == 0)
-					balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
+		{
+			bool		went_in = false;
+
+			for (int j = 0; j < n && !went_in; j++)
+				went_in = strcmp(TextDatumGetCString(rows->reference[i]),
+								 TextDatumGetCString(elems[j])) == 0;
+			if (went_in)
+				balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
+			else
+				uncount_row(prog, m, rows, i);
+		}
 		update_one(m, tc);
 	}
 }
@@ -1089,14 +1111,11 @@ award_lots(ProgramConf *prog, const ExpirySpec *expiry, TimestampTz at, int64 po
 
 /* ---- activity and tier upgrades ---- */
 
-/* write an upgrade found by count_activity: history, event, NOTIFY */
 static void
-write_upgrade(MemberState *m)
+write_upgrade(MemberState *m, const char *tier, TimestampTz at)
 {
 	Datum		args[3];
 
-	if (m->upgrade_to == NULL)
-		return;
 	if (plan_upgrade == NULL)
 	{
 		Oid			t[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
@@ -1104,17 +1123,47 @@ write_upgrade(MemberState *m)
 		plan_upgrade = keep("SELECT loyalty._tier_upgrade($1, $2, $3)", 3, t);
 	}
 	args[0] = Int64GetDatum(m->id);
-	args[1] = CStringGetTextDatum(m->upgrade_to);
-	args[2] = TimestampTzGetDatum(m->upgrade_at);
+	args[1] = CStringGetTextDatum(tier);
+	args[2] = TimestampTzGetDatum(at);
 	if (SPI_execute_plan(plan_upgrade, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not record the tier upgrade of member %lld", (long long) m->id);
-	m->upgrade_to = NULL;
+}
+
+/*
+ * Write the upgrades found by count_activity: history, event, NOTIFY; each
+ * step of a statement that climbs several is a change of its own.  When
+ * some purchases were replays (their activity taken back again), the steps
+ * are not trusted: one upgrade to what the activity now qualifies for.
+ */
+static void
+write_upgrades(ProgramConf *prog, MemberState *m)
+{
+	if (m->nups == 0)
+		return;
+	if (m->replayed)
+	{
+		TimestampTz at = m->up_at[m->nups - 1];
+		const TierConf *q = loyalty_qualified_tier(prog, m->activity, at);
+		const TierConf *was = loyalty_tier_named(prog, m->locked_tier);
+
+		m->tier = m->locked_tier;
+		if (q != NULL && (was == NULL || q->rank > was->rank))
+		{
+			write_upgrade(m, q->name, at);
+			m->tier = q->name;
+		}
+	}
+	else
+		for (int i = 0; i < m->nups; i++)
+			write_upgrade(m, m->up_tier[i], m->up_at[i]);
+	m->nups = 0;
 }
 
 /*
  * Count a purchase (or take it back, with sign -1) in the member's activity,
  * in the month of its purchase time; points may be counted alone (sign 0).
- * A higher tier the activity now qualifies for is taken at once.
+ * A higher tier the activity now qualifies for is taken at once (later
+ * purchases of the statement earn at it); write_upgrades() records it.
  */
 static void
 count_activity(ProgramConf *prog, MemberState *m, Numeric amount, int sign, int64 points,
@@ -1140,12 +1189,31 @@ count_activity(ProgramConf *prog, MemberState *m, Numeric amount, int sign, int6
 	cur = loyalty_tier_named(prog, m->tier);
 	if (q != NULL && (cur == NULL || q->rank > cur->rank))
 	{
-		/* every step is a change of its own (a bulk load may climb several) */
-		write_upgrade(m);
+		if (m->nups == m->maxups)
+		{
+			m->maxups = Max(4, m->maxups * 2);
+			m->up_tier = m->up_tier ? repalloc(m->up_tier, sizeof(char *) * m->maxups) :
+				palloc(sizeof(char *) * m->maxups);
+			m->up_at = m->up_at ? repalloc(m->up_at, sizeof(TimestampTz) * m->maxups) :
+				palloc(sizeof(TimestampTz) * m->maxups);
+		}
+		m->up_tier[m->nups] = q->name;
+		m->up_at[m->nups] = at;
+		m->nups++;
 		m->tier = q->name;
-		m->upgrade_to = q->name;
-		m->upgrade_at = at;
 	}
+}
+
+/* a replayed award row: its purchase was counted before, take it back */
+static void
+uncount_row(ProgramConf *prog, MemberState *m, PendingRows *rows, int i)
+{
+	Numeric		amount = rows->amount[i];
+
+	count_activity(prog, m, amount, amount ? -1 : 0,
+				   loyalty_sub_points(0, DatumGetInt64(rows->points[i])),
+				   DatumGetTimestampTz(rows->effective[i]));
+	m->replayed = true;
 }
 
 static int32
@@ -1268,7 +1336,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 											  p->facts.at, points, &kind);
 
 			rows_add(&rows, p->member, m->id, kind, points, lots, p->reference, NULL,
-					 p->facts.at);
+					 p->facts.at, p->facts.amount);
 		}
 		if (bonus > 0)
 		{
@@ -1277,7 +1345,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 
 			rows_add(&rows, p->member, m->id, kind, bonus, lots,
 					 psprintf("%s%s", p->reference, BONUS_SUFFIX),
-					 "first-purchase bonus", p->facts.at);
+					 "first-purchase bonus", p->facts.at, NULL);
 		}
 		count_activity(prog, m, p->facts.amount, 1, loyalty_add_points(points, bonus), p->facts.at);
 		if (points > 0 || bonus > 0)
@@ -1289,13 +1357,11 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		}
 	}
 
-	for (int i = 0; i < nmembers; i++)
-		write_upgrade(&members[i]);
-
 	/* the common case, one customer's purchase: one statement writes both */
 	if (nmembers == 1 && rows.n > 0 && rows.n <= 16)
 	{
-		write_one_member(&tc, &members[0], &rows);
+		write_one_member(&tc, prog, &members[0], &rows);
+		write_upgrades(prog, &members[0]);
 		goto done;
 	}
 
@@ -1310,14 +1376,19 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 			MemberState *m = &members[rows.member[from + i]];
 
 			if (!inserted[i])
+			{
+				uncount_row(prog, m, &rows, from + i);
 				continue;
+			}
 			balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows.lots[from + i]));
 			m->dirty = true;
 		}
 	}
 
-	/* 5. new balances */
+	/* 5. new balances, then the tier upgrades they reached */
 	members_update(&tc, members, nmembers);
+	for (int i = 0; i < nmembers; i++)
+		write_upgrades(prog, &members[i]);
 
 done:
 	SPI_finish();
@@ -1617,7 +1688,7 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 			m.last_activity_at = Max(m.last_activity_at, p->facts.at);
 		update_one(&m, tc);
 	}
-	write_upgrade(&m);
+	write_upgrades(prog, &m);
 }
 
 Datum
@@ -1668,6 +1739,21 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 			strcmp(oldp.member_key, newp.member_key) == 0 &&
 			strcmp(oldp.reference, newp.reference) == 0;
 
+		if (has_old && has_new && strcmp(oldp.member_key, newp.member_key) != 0)
+		{
+			/*
+			 * A move touches two members: lock both first, in id order, as
+			 * transfer() does, so that a concurrent transfer between them
+			 * cannot deadlock with it.
+			 */
+			MemberState both[2];
+			bool		old_first = strcmp(oldp.member_key, newp.member_key) < 0;
+
+			memset(both, 0, sizeof(both));
+			both[0].key = old_first ? oldp.member_key : newp.member_key;
+			both[1].key = old_first ? newp.member_key : oldp.member_key;
+			lock_members(&tc, false, both, 2);
+		}
 		if (has_old && !same)
 			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase moved");
 		if (has_new)
