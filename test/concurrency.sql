@@ -13,17 +13,9 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(7);
 
+\set db loyalty_race
+\ir dblink_sessions.psql
 \o /dev/null
-\set pw ''
-\getenv pw PGPASSWORD
-SELECT format('host=%s port=%s user=%s', split_part(current_setting('unix_socket_directories'), ',', 1),
-              current_setting('port'), current_user)
-       || CASE WHEN :'pw' <> '' THEN format(' password=%s', :'pw') ELSE '' END AS conn \gset
-SELECT dblink_exec(:'conn' || ' dbname=postgres', 'DROP DATABASE IF EXISTS loyalty_race');
-SELECT dblink_exec(:'conn' || ' dbname=postgres', 'CREATE DATABASE loyalty_race');
-SELECT dblink_connect('s', :'conn' || ' dbname=loyalty_race');
-SELECT dblink_connect('b', :'conn' || ' dbname=loyalty_race');
-SELECT dblink_connect('c', :'conn' || ' dbname=loyalty_race');
 SELECT dblink_exec('s', $$
     CREATE EXTENSION loyalty;
     INSERT INTO loyalty.programs (code, name, is_default) VALUES ('p', 'P', true);
@@ -34,19 +26,6 @@ SELECT dblink_exec('s', $$
 $$);
 \o
 
--- session c's statement waits for a lock
-CREATE FUNCTION pg_temp.blocked(pid int) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1 .. 1000 LOOP
-        PERFORM pg_stat_clear_snapshot();
-        IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE pg_stat_activity.pid = blocked.pid
-                     AND wait_event_type = 'Lock') THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RETURN false;
-END $$;
 -- b runs first_sql and holds its locks; c sends second_sql, which waits; b commits
 CREATE FUNCTION pg_temp.race(first_sql text, second_sql text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE

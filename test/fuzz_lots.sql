@@ -1,5 +1,5 @@
 -- Short, fixed-seed run of the input fuzzer (test/fuzz/fuzz.psql): 3000
--- text and binary inputs of loyalty.lots, malformed, truncated, mutated from
+-- text and binary inputs of loyalty.lots and loyalty.activity, malformed, truncated, mutated from
 -- valid values and their lots_send form, and a few huge ones.  Each must be
 -- accepted (and round-trip) or refused with a clear error: class 22, LY006
 -- or 54000, never XX000.  A crash ends this file early (bad plan).  The long
