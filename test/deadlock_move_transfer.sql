@@ -3,7 +3,7 @@
 -- Found by test/stress/run (a deadlock between the move and transfer
 -- scripts, docs/reliability.md "Bugs found"): transfer locks both members
 -- in members.id order, the purchase change trigger locks the old customer
--- and then the new one.  TODO until the trigger locks in id order too.
+-- and then the new one.  Fixed: the trigger locks both in id order first.
 \set ON_ERROR_STOP 1
 \pset format unaligned
 \pset tuples_only true
@@ -57,7 +57,6 @@ BEGIN
 END $$;
 
 SELECT is((SELECT code FROM outcome WHERE session = 'c waited'), 'true', 'the move waited for ann');
-SELECT todo('the purchase change trigger locks old then new customer, not in id order (docs/reliability.md, Bugs found)', 1);
 SELECT is((SELECT string_agg(session || ' ' || code, ', ' ORDER BY session) FROM outcome WHERE session IN ('b', 'c')),
           'b ok, c ok', 'neither the transfer (b) nor the move (c) is a deadlock victim (40P01)');
 
