@@ -1347,7 +1347,10 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 					 psprintf("%s%s", p->reference, BONUS_SUFFIX),
 					 "first-purchase bonus", p->facts.at, NULL);
 		}
-		count_activity(prog, m, p->facts.amount, 1, loyalty_add_points(points, bonus), p->facts.at);
+		/* only a purchase that earns counts for tiers: its award row makes a replay visible */
+		if (points > 0)
+			count_activity(prog, m, p->facts.amount, 1, loyalty_add_points(points, bonus),
+						   p->facts.at);
 		if (points > 0 || bonus > 0)
 		{
 			if (!m->had_purchase || p->facts.at < m->first_purchase_at)
@@ -1535,13 +1538,16 @@ awarded_elsewhere(TrackCols *tc, const char *reference)
 static int64
 settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
 				 TimestampTz at, const ExpirySpec *expiry, int64 target, const char *reason,
-				 const PurchaseFacts *caps)
+				 const PurchaseFacts *caps, int64 *net_before)
 {
 	BalanceBuf	initial;
 	bool		has_initial;
 	int64		net = award_of(tc, m, reference, &initial, &has_initial);
 	int64		diff;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (net_before)
+		*net_before = net;
 
 	if (caps && target > net)
 		target = net + apply_caps(prog, m, caps, target - net);
@@ -1638,6 +1644,8 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 	MemberState m;
 	int64		target = 0;
 	int64		moved;
+	int64		was,
+				now;
 
 	/* a non-member has no tier: this decides whether to enroll */
 	if (award && !p->reversed)
@@ -1652,14 +1660,16 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 	}
 	/* corrections are capped like awards; only an increase can hit a cap */
 	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at,
-							 loyalty_rules_expiry(prog, &p->facts, false), target, reason, &p->facts);
+							 loyalty_rules_expiry(prog, &p->facts, false), target, reason, &p->facts,
+							 &was);
+	now = was + moved;
 	if (target == 0)
 	{
 		/* a purchase that no longer counts takes its first-purchase bonus along */
 		moved = loyalty_add_points(moved,
 								   settle_reference(tc, prog, &m,
 													psprintf("%s%s", p->reference, BONUS_SUFFIX),
-													p->facts.at, &prog->expiry, 0, reason, NULL));
+													p->facts.at, &prog->expiry, 0, reason, NULL, NULL));
 	}
 	else if (!m.had_purchase)
 	{
@@ -1670,15 +1680,19 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 									   settle_reference(tc, prog, &m,
 														psprintf("%s%s", p->reference, BONUS_SUFFIX),
 														p->facts.at, loyalty_rules_expiry(prog, &p->facts, true),
-														bonus, "first-purchase bonus", NULL));
+														bonus, "first-purchase bonus", NULL, NULL));
 		m.had_purchase = true;
 		m.first_purchase_at = p->facts.at;
 		m.dirty = true;
 	}
-	/* reversed qualification counts at once; a lower tier waits for its review */
-	if (undo != NULL && !undo->reversed)
+	/*
+	 * A purchase counts for tiers while it earns points (as the insert
+	 * trigger counts it); a reversed qualification counts at once, a lower
+	 * tier waits for its review.
+	 */
+	if (undo != NULL && was > 0)
 		count_activity(prog, &m, undo->facts.amount, -1, 0, undo->facts.at);
-	if (award && !p->reversed)
+	if (award && !p->reversed && now > 0)
 		count_activity(prog, &m, p->facts.amount, 1, moved, p->facts.at);
 	else
 		count_activity(prog, &m, NULL, 0, moved, p->facts.at);

@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(53);
+SELECT plan(54);
 
 -- A rolling 12-month ladder in Berlin: tiers are valid 12 months, then go
 -- down one step at a time.
@@ -85,6 +85,9 @@ SELECT is((SELECT orders FROM loyalty.tier_progress('ann', '2024-05-07')), 3::bi
 SELECT is((SELECT spend FROM loyalty.tier_progress('ann', '2024-05-07')), 560::numeric,
 		  '... and its spend');
 SELECT is(loyalty.tier('ann', '2024-05-07'), 'Gold', 'the tier stays until its validity ends');
+INSERT INTO orders VALUES (5, 'ann', 0.5, 'paid', '2024-05-07 12:00+00');
+SELECT is((SELECT orders FROM loyalty.tier_progress('ann', '2024-05-07')), 3::bigint,
+		  'a purchase that earns no points (0.50 at 1 point per unit, floor) does not count');
 UPDATE orders SET total = 20 WHERE id = 4;
 SELECT is((SELECT row(points, spend)::text FROM loyalty.tier_progress('ann', '2024-05-07')),
 		  row(590, 570)::text, 'an amount change moves spend and points by the difference');
