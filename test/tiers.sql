@@ -85,9 +85,9 @@ SELECT is((SELECT orders FROM loyalty.tier_progress('ann', '2024-05-07')), 3::bi
 SELECT is((SELECT spend FROM loyalty.tier_progress('ann', '2024-05-07')), 560::numeric,
 		  '... and its spend');
 SELECT is(loyalty.tier('ann', '2024-05-07'), 'Gold', 'the tier stays until its validity ends');
-INSERT INTO orders VALUES (5, 'ann', 0.5, 'paid', '2024-05-07 12:00+00');
+INSERT INTO orders VALUES (5, 'ann', 0.4, 'paid', '2024-05-07 12:00+00');
 SELECT is((SELECT orders FROM loyalty.tier_progress('ann', '2024-05-07')), 3::bigint,
-		  'a purchase that earns no points (0.50 at 1 point per unit, floor) does not count');
+		  'a purchase that earns no points (0.40 at Gold''s double rate is 0.8, floored to 0) does not count');
 UPDATE orders SET total = 20 WHERE id = 4;
 SELECT is((SELECT row(points, spend)::text FROM loyalty.tier_progress('ann', '2024-05-07')),
 		  row(590, 570)::text, 'an amount change moves spend and points by the difference');
