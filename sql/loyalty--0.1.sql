@@ -2441,21 +2441,28 @@ COMMENT ON TABLE loyalty.kpi_settings IS
 	'per program: the application''s customers table and key column, and the KPI windows';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.kpi_settings', '');
 
+-- The views ask it for members whose inactivity deadline passed; their
+-- readers may not read the ledger.  Its other callers run as the owner
+-- already, so this changes nothing for them.
+ALTER FUNCTION loyalty._inactivity_due(loyalty.members, timestamptz) SECURITY DEFINER;
+
 -- Each member's lots as of now(), with an inactivity expiry that is due but
 -- not yet written applied (as member_lots() does).  The base of the views.
 CREATE VIEW loyalty._members_now AS
 SELECT m.id, m.program_id, p.code AS program_code, p.currency, p.point_value, p.time_zone,
 	   m.member_key, m.enrolled_at, m.first_purchase_at, m.last_activity_at, m.tier,
 	   m.tier_since, m.tier_valid_until, m.activity,
-	   CASE WHEN d.deadline <= now()
-				 AND NOT EXISTS (SELECT 1 FROM loyalty.ledger l
-								  WHERE l.member_id = m.id AND l.effective_at = d.deadline
-									AND l.kind = 'expire' AND l.reason = 'inactivity')
+	   -- (a subquery here would be costed for every member and set off JIT)
+	   CASE WHEN d.deadline <= now() AND loyalty._inactivity_due(m, d.deadline)
 			THEN (loyalty.lots_expire_all((loyalty.lots_settle(m.balance, d.deadline)).remaining)).remaining
 			ELSE m.balance END AS lots
   FROM loyalty.members m
   JOIN loyalty.programs p ON p.id = m.program_id
- CROSS JOIN LATERAL (SELECT loyalty.inactivity_deadline(p, m.last_activity_at)) AS d(deadline);
+-- inactivity_deadline() spelled out: a function with SET search_path is not
+-- inlined, and calling it per member costs more than the rest of the row
+ CROSS JOIN LATERAL (SELECT CASE WHEN p.expiry_policy = 'inactivity' AND m.last_activity_at IS NOT NULL
+							THEN loyalty.tz_add(m.last_activity_at, p.expiry_interval, p.time_zone) END)
+	   AS d(deadline);
 
 CREATE VIEW loyalty.member_summary AS
 SELECT n.program_code, n.member_key, n.enrolled_at,
@@ -2464,10 +2471,11 @@ SELECT n.program_code, n.member_key, n.enrolled_at,
 	   loyalty.lots_expiring(n.lots, now(), now() + interval '30 days') AS expiring_30d,
 	   loyalty.lots_debt(n.lots) AS debt,
 	   n.tier, n.tier_since, n.tier_valid_until,
-	   t.spend AS lifetime_spend, t.orders AS lifetime_orders, t.points AS lifetime_purchase_points,
-	   n.first_purchase_at, n.last_activity_at
+	   (t.total).spend AS lifetime_spend, (t.total).orders AS lifetime_orders,
+	   (t.total).points AS lifetime_purchase_points, n.first_purchase_at, n.last_activity_at
   FROM loyalty._members_now n
- CROSS JOIN LATERAL loyalty.activity_total(n.activity) t;
+ -- a function in FROM fills a tuplestore per member: three times slower
+ CROSS JOIN LATERAL (SELECT loyalty.activity_total(n.activity) OFFSET 0) AS t(total);
 COMMENT ON VIEW loyalty.member_summary IS
 	'one row per member as of now(): points available, pending, expiring in 30 days, tier, lifetime purchases';
 
@@ -2543,15 +2551,16 @@ SELECT n.program_code, n.currency,
 COMMENT ON VIEW loyalty.points_liability_by_month IS
 	'outstanding points (available and pending) by program and month of expiry, in points and currency';
 
--- Breakage by cohort: points credited by earn and pending entries in a
--- month (program time zone), and how many of them expired (expire entries,
--- written by run_maintenance or by the member's next activity).  Lots carry
+-- Breakage by cohort (materialized: see refresh_reports): points credited
+-- by earn and pending entries in a month (program time zone), and how many
+-- of them expired (expire entries, written by run_maintenance or by the
+-- member's next activity).  Lots carry
 -- their expiry, not their origin: a member's points expired at an instant
 -- are shared among the member's cohorts that created lots expiring then, in
 -- proportion to what each created (exact unless one expiry instant, such as
 -- a period end or inactivity, covers several months of a member's points).
 -- Only members with expiries have their lots unpacked.
-CREATE VIEW loyalty.breakage_by_cohort AS
+CREATE MATERIALIZED VIEW loyalty.breakage_by_cohort AS
 WITH earned AS (
 	SELECT l.program_id, loyalty.activity_month(l.effective_at, p.time_zone) AS cohort_month,
 		   sum(l.points) AS points
@@ -2586,12 +2595,14 @@ WITH earned AS (
 )
 SELECT p.code AS program_code, e.cohort_month, e.points::bigint AS earned_points,
 	   round(coalesce(s.points, 0))::bigint AS expired_points,
-	   round(coalesce(s.points, 0) / nullif(e.points, 0), 4) AS breakage_rate
+	   round(coalesce(s.points, 0) / nullif(e.points, 0), 4) AS breakage_rate,
+	   now() AS refreshed_at
   FROM earned e
   JOIN loyalty.programs p ON p.id = e.program_id
   LEFT JOIN shared s ON s.program_id = e.program_id AND s.cohort_month = e.cohort_month;
-COMMENT ON VIEW loyalty.breakage_by_cohort IS
-	'per program and earning month: points earned, points of them expired, and the ratio';
+CREATE UNIQUE INDEX breakage_by_cohort_key ON loyalty.breakage_by_cohort (program_code, cohort_month);
+COMMENT ON MATERIALIZED VIEW loyalty.breakage_by_cohort IS
+	'per program and earning month: points earned, points of them expired, and the ratio; as of refresh_reports()';
 
 CREATE VIEW loyalty.expiring_soon AS
 SELECT * FROM loyalty.expiring_points(interval '30 days', now());
@@ -2811,9 +2822,27 @@ $$;
 COMMENT ON FUNCTION loyalty.retention(text, integer, text) IS
 	'of the customers who bought in a period, the share who bought again in the next; members versus non-members';
 
-CREATE VIEW loyalty.retention AS SELECT * FROM loyalty.retention('month', 12);
-COMMENT ON VIEW loyalty.retention IS
-	'monthly retention of members and non-members over the last 12 months whose next month has ended';
+-- It reads a year of purchases: materialized, and refreshed by refresh_reports().
+CREATE MATERIALIZED VIEW loyalty.retention AS
+SELECT r.*, now() AS refreshed_at FROM loyalty.retention('month', 12) r;
+CREATE UNIQUE INDEX retention_key ON loyalty.retention (program_code, period_start, customer_group);
+COMMENT ON MATERIALIZED VIEW loyalty.retention IS
+	'monthly retention of members and non-members over the last 12 months whose next month has ended; as of refresh_reports()';
+
+-- Breakage and retention read the whole ledger or a year of purchases: they
+-- are materialized views, refreshed here (concurrently: readers are not
+-- blocked), e.g. nightly after run_maintenance().
+CREATE FUNCTION loyalty.refresh_reports() RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	REFRESH MATERIALIZED VIEW CONCURRENTLY loyalty.breakage_by_cohort;
+	REFRESH MATERIALIZED VIEW CONCURRENTLY loyalty.retention;
+END
+$$;
+COMMENT ON FUNCTION loyalty.refresh_reports() IS
+	'recompute the materialized reports (breakage_by_cohort, retention); schedule it like run_maintenance()';
 
 -- Roles.  Roles belong to the cluster, not the database: they are created
 -- here only when missing and survive DROP EXTENSION; the grants below live
@@ -2870,7 +2899,7 @@ BEGIN
 		 'lots_pending,lots_expiring,lots_total,lots_points,lots_debt,lots_entries,replay,'
 		 'activity_eq,activity_ne,activity_add,activity_sum,activity_total,activity_buckets,'
 		 'activity_month,tz_add,interval_sign,valid_time_zone,period_end,expiry_for,'
-		 'inactivity_deadline', 'loyalty_reader,loyalty_app,loyalty_admin'),
+		 'inactivity_deadline,_inactivity_due', 'loyalty_reader,loyalty_app,loyalty_admin'),
 		-- what the views call
 		('expiring_points,leaderboard,program_kpis,retention', 'loyalty_reader,loyalty_admin'),
 		-- member functions
@@ -2879,7 +2908,8 @@ BEGIN
 		 'record_event,points_for,expiring_points,_program', 'loyalty_app'),
 		-- configuration and operation
 		('track_purchases,untrack_purchases,_program,_column_type,_drop_triggers,purchase_insert,'
-		 'purchase_change,run_maintenance,verify,points_for', 'loyalty_admin')) AS x(funcs, roles)
+		 'purchase_change,run_maintenance,refresh_reports,verify,points_for', 'loyalty_admin'))
+		AS x(funcs, roles)
 	LOOP
 		FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
 				  WHERE p.pronamespace = 'loyalty'::regnamespace

@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(44);
+SELECT plan(45);
 
 -- pg_temp.as_role(role, query): run the query after SET LOCAL ROLE, inside
 -- this transaction; 'ok', or 'SQLSTATE: message' of the error it raises.
@@ -99,8 +99,10 @@ SELECT is(pg_temp.as_role('t_admin', $$
 	$$), 'ok', 'loyalty_admin configures programs, earning rules, tiers, rewards, event rules, KPI settings');
 SELECT is(pg_temp.as_role('t_admin', $$SELECT loyalty.track_purchases('public.orders', 'customer', 'amount')$$),
 		  'ok', 'loyalty_admin tracks a table it may create triggers on');
-SELECT is(pg_temp.as_role('t_admin', $$SELECT loyalty.run_maintenance(), loyalty.verify()$$), 'ok',
-		  'loyalty_admin runs maintenance and verify');
+SELECT is(pg_temp.as_role('t_admin', $$SELECT loyalty.run_maintenance(), loyalty.verify(), loyalty.refresh_reports()$$),
+		  'ok', 'loyalty_admin runs maintenance, verify and refresh_reports');
+SELECT is(pg_temp.as_role('t_reader', $$SELECT loyalty.refresh_reports()$$),
+		  '42501: permission denied for function refresh_reports', 'loyalty_reader cannot refresh the reports');
 SELECT is(pg_temp.as_role('t_admin', 'SELECT * FROM loyalty.points_liability'), 'ok',
 		  'loyalty_admin reads the reports');
 SELECT is(pg_temp.as_role('t_admin', $$SELECT loyalty.earn('ann', 5)$$),

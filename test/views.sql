@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(32);
+SELECT plan(34);
 
 \ir lib/error_text.psql
 
@@ -109,7 +109,10 @@ SELECT is((SELECT pending_points FROM loyalty.points_liability_by_month
 SELECT is_empty($$SELECT 1 FROM loyalty.points_liability_by_month WHERE program_code = 'club'$$,
 				'points_liability_by_month: points lost to inactivity are no liability');
 
--- breakage_by_cohort
+-- breakage_by_cohort, as of refresh_reports()
+SELECT is_empty('SELECT 1 FROM loyalty.breakage_by_cohort UNION ALL SELECT 1 FROM loyalty.retention',
+				'breakage_by_cohort and retention: empty until refreshed');
+SELECT loyalty.refresh_reports() \g /dev/null
 SELECT results_eq(
 	$$SELECT earned_points, expired_points, breakage_rate FROM loyalty.breakage_by_cohort
 	   WHERE program_code = 'shop' AND cohort_month = (SELECT (m0 - interval '13 months')::date FROM t0)$$,
@@ -142,6 +145,7 @@ SELECT m.program_id, m.id, v.kind, v.points, v.lots::loyalty.lots, v.at::timesta
 			   ('redeem', -200, '{200 until 2025-01-01 00:00:00+00}', '2024-06-01'),
 			   ('expire', -200, '{200 until 2025-01-01 00:00:00+00}', '2025-01-01')) v(kind, points, lots, at)
  WHERE m.member_key = 'gil';
+SELECT loyalty.refresh_reports() \g /dev/null
 SELECT results_eq(
 	$$SELECT cohort_month, earned_points, expired_points, breakage_rate FROM loyalty.breakage_by_cohort
 	   WHERE program_code = 'year' ORDER BY cohort_month$$,
@@ -209,6 +213,10 @@ SELECT is((SELECT count(*) FROM loyalty.retention WHERE program_code = 'shop'
 		  'retention: a month whose next month has not ended is not listed');
 SELECT is_empty($$SELECT 1 FROM loyalty.retention WHERE program_code = 'club'$$,
 				'retention: nothing for a program without tracked purchases');
+SELECT is((SELECT count(*) FROM loyalty.retention('month', 12) r
+			 JOIN loyalty.retention v USING (program_code, period_start, customer_group)
+			WHERE (r.customers, r.retained) = (v.customers, v.retained)), 4::bigint,
+		  'retention: the materialized view holds what retention() returns');
 SELECT is(pg_temp.err($$SELECT * FROM loyalty.retention('fortnight')$$),
 		  '22023: unknown period "fortnight" |  | Use week, month, quarter or year.',
 		  'retention(): an unknown period is refused');
