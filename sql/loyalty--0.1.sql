@@ -2441,10 +2441,16 @@ COMMENT ON TABLE loyalty.kpi_settings IS
 	'per program: the application''s customers table and key column, and the KPI windows';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.kpi_settings', '');
 
--- The views ask it for members whose inactivity deadline passed; their
--- readers may not read the ledger.  Its other callers run as the owner
--- already, so this changes nothing for them.
-ALTER FUNCTION loyalty._inactivity_due(loyalty.members, timestamptz) SECURITY DEFINER;
+-- _inactivity_due() for the views: by member id (a whole-row argument makes
+-- every scanned row a composite), parallel safe (so that scans of all
+-- members can use workers), and as the owner (readers may not read the ledger).
+CREATE FUNCTION loyalty._inactivity_unwritten(member_id bigint, deadline timestamptz)
+	RETURNS boolean
+	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	RETURN NOT EXISTS (SELECT 1 FROM loyalty.ledger l
+						WHERE l.member_id = _inactivity_unwritten.member_id
+						  AND l.effective_at = deadline AND l.kind = 'expire' AND l.reason = 'inactivity');
 
 -- Each member's lots as of now(), with an inactivity expiry that is due but
 -- not yet written applied (as member_lots() does).  The base of the views.
@@ -2452,8 +2458,10 @@ CREATE VIEW loyalty._members_now AS
 SELECT m.id, m.program_id, p.code AS program_code, p.currency, p.point_value, p.time_zone,
 	   m.member_key, m.enrolled_at, m.first_purchase_at, m.last_activity_at, m.tier,
 	   m.tier_since, m.tier_valid_until, m.activity,
-	   -- (a subquery here would be costed for every member and set off JIT)
-	   CASE WHEN d.deadline <= now() AND loyalty._inactivity_due(m, d.deadline)
+	   -- (a subquery here would be costed for every member and set off JIT;
+	   -- deadline IS NOT NULL first: NULL AND f() still calls f())
+	   CASE WHEN d.deadline IS NOT NULL AND d.deadline <= now()
+				 AND loyalty._inactivity_unwritten(m.id, d.deadline)
 			THEN (loyalty.lots_expire_all((loyalty.lots_settle(m.balance, d.deadline)).remaining)).remaining
 			ELSE m.balance END AS lots
   FROM loyalty.members m
@@ -2471,11 +2479,13 @@ SELECT n.program_code, n.member_key, n.enrolled_at,
 	   loyalty.lots_expiring(n.lots, now(), now() + interval '30 days') AS expiring_30d,
 	   loyalty.lots_debt(n.lots) AS debt,
 	   n.tier, n.tier_since, n.tier_valid_until,
-	   (t.total).spend AS lifetime_spend, (t.total).orders AS lifetime_orders,
-	   (t.total).points AS lifetime_purchase_points, n.first_purchase_at, n.last_activity_at
-  FROM loyalty._members_now n
- -- a function in FROM fills a tuplestore per member: three times slower
- CROSS JOIN LATERAL (SELECT loyalty.activity_total(n.activity) OFFSET 0) AS t(total);
+	   -- three calls: a function in FROM fills a tuplestore per member, and a
+	   -- subquery with OFFSET keeps the scan from using parallel workers
+	   (loyalty.activity_total(n.activity)).spend AS lifetime_spend,
+	   (loyalty.activity_total(n.activity)).orders AS lifetime_orders,
+	   (loyalty.activity_total(n.activity)).points AS lifetime_purchase_points,
+	   n.first_purchase_at, n.last_activity_at
+  FROM loyalty._members_now n;
 COMMENT ON VIEW loyalty.member_summary IS
 	'one row per member as of now(): points available, pending, expiring in 30 days, tier, lifetime purchases';
 
@@ -2899,7 +2909,7 @@ BEGIN
 		 'lots_pending,lots_expiring,lots_total,lots_points,lots_debt,lots_entries,replay,'
 		 'activity_eq,activity_ne,activity_add,activity_sum,activity_total,activity_buckets,'
 		 'activity_month,tz_add,interval_sign,valid_time_zone,period_end,expiry_for,'
-		 'inactivity_deadline,_inactivity_due', 'loyalty_reader,loyalty_app,loyalty_admin'),
+		 'inactivity_deadline,_inactivity_unwritten', 'loyalty_reader,loyalty_app,loyalty_admin'),
 		-- what the views call
 		('expiring_points,leaderboard,program_kpis,retention', 'loyalty_reader,loyalty_admin'),
 		-- member functions
