@@ -121,6 +121,12 @@ SELECT member_key, from_tier, to_tier, reason, effective_at::date AS day
 \echo '   (balances were right before it ran; schedule it with pg_cron, see docs/concepts.md)'
 SELECT * FROM loyalty.run_maintenance();
 
+\echo '== For BI tools: views such as loyalty.member_summary and loyalty.points_liability'
+\echo '   (read by the role loyalty_reader; see docs/analysts.md)'
+SELECT member_key, tier, available, pending, lifetime_spend, lifetime_orders
+  FROM loyalty.member_summary ORDER BY member_key;
+SELECT * FROM loyalty.points_liability;
+
 \echo '== The ledger is append-only'
 \set ON_ERROR_STOP 0
 UPDATE loyalty.ledger SET points = 1000000 WHERE id = 1;
@@ -129,4 +135,4 @@ UPDATE loyalty.ledger SET points = 1000000 WHERE id = 1;
 \echo '== loyalty.verify(): members whose balance disagrees with the ledger (none)'
 SELECT count(*) AS broken_members FROM loyalty.verify();
 \echo
-\echo 'Rewards, transfers and behavioural points are in docs/api.md; BI views and roles are not built yet.'
+\echo 'Rewards, transfers and behavioural points: docs/developers.md; views and KPIs: docs/analysts.md; roles and scheduling: docs/dba.md.'

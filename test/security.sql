@@ -10,7 +10,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(29);
+SELECT plan(30);
 
 -- 1. Functions that write.  Every VOLATILE function of schema loyalty either
 -- runs as the extension owner (SECURITY DEFINER) with a pinned search_path,
@@ -126,6 +126,14 @@ SELECT lives_ok($$INSERT INTO public.orders VALUES (1, 'bob', 25)$$,
                 'inserting into the tracked table needs no rights on loyalty');
 -- a trigger of the role's own table that names another table's tracking id
 CREATE TABLE public.forged (id int PRIMARY KEY, customer text, total numeric);
+SELECT throws_ok(format('CREATE TRIGGER forge AFTER INSERT ON public.forged REFERENCING NEW TABLE AS loyalty_new_purchases'
+                        ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
+                        :'orders_track'), '42501', NULL,
+                 'PUBLIC may not execute the trigger functions: the role cannot attach them');
+-- granted anyway, the C code still checks the tracking id against the table
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION loyalty.purchase_insert() TO loyalty_security_probe;
+SET ROLE loyalty_security_probe;
 SELECT lives_ok(format('CREATE TRIGGER forge AFTER INSERT ON public.forged REFERENCING NEW TABLE AS loyalty_new_purchases'
                        ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
                        :'orders_track'),

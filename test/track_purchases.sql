@@ -328,6 +328,9 @@ CREATE TABLE evil (order_id bigint PRIMARY KEY, customer_id bigint, total numeri
 				   status text NOT NULL DEFAULT 'paid', note text);
 ALTER TABLE evil OWNER TO mallory;
 INSERT INTO evil VALUES (1, 7, 1.00, '2025-03-10 10:00+00');
+-- PUBLIC may not execute them (loyalty_admin may): grant them, so that the
+-- check in C is what stops mallory
+GRANT EXECUTE ON FUNCTION loyalty.purchase_insert(), loyalty.purchase_change() TO mallory;
 SELECT ok(has_function_privilege('mallory', 'loyalty.purchase_insert()', 'EXECUTE'),
 		  'mallory may execute the trigger functions');
 
