@@ -660,15 +660,17 @@ BEGIN
 END
 $$;
 
--- The lots an inactive member loses at the deadline (written once per deadline).
-CREATE FUNCTION loyalty._inactivity_due(m loyalty.members, deadline timestamptz)
+-- Whether the inactivity expiry at the deadline is still to be written
+-- (written once per deadline).  By member id, not the whole row, parallel
+-- safe and as the owner: the reporting views call it for every member, and
+-- their readers may not read the ledger.
+CREATE FUNCTION loyalty._inactivity_unwritten(member_id bigint, deadline timestamptz)
 	RETURNS boolean
-	LANGUAGE sql STABLE
-	SET search_path = pg_catalog, loyalty, pg_temp
-	RETURN deadline IS NOT NULL
-		AND NOT EXISTS (SELECT 1 FROM loyalty.ledger l
-						 WHERE l.member_id = m.id AND l.effective_at = deadline
-						   AND l.kind = 'expire' AND l.reason = 'inactivity');
+	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	RETURN NOT EXISTS (SELECT 1 FROM loyalty.ledger l
+						WHERE l.member_id = _inactivity_unwritten.member_id
+						  AND l.effective_at = deadline AND l.kind = 'expire' AND l.reason = 'inactivity');
 
 -- Write release and expiry entries due at "at" (inactivity included) and
 -- return the member's new lots.
@@ -684,7 +686,7 @@ DECLARE
 BEGIN
 	SELECT * INTO p FROM loyalty.programs WHERE id = m.program_id;
 	deadline := loyalty.inactivity_deadline(p, m.last_activity_at);
-	IF deadline IS NULL OR deadline > at OR NOT loyalty._inactivity_due(m, deadline) THEN
+	IF deadline IS NULL OR deadline > at OR NOT loyalty._inactivity_unwritten(m.id, deadline) THEN
 		RETURN loyalty._settle_lots(m.program_id, m.id, m.balance, at);
 	END IF;
 	cur := loyalty._settle_lots(m.program_id, m.id, m.balance, deadline);
@@ -981,7 +983,7 @@ BEGIN
 	END IF;
 	-- inactivity expiry is due even before anything wrote it
 	deadline := loyalty.inactivity_deadline(p, last_activity);
-	IF deadline <= as_of AND loyalty._inactivity_due(m, deadline) THEN
+	IF deadline <= as_of AND loyalty._inactivity_unwritten(m.id, deadline) THEN
 		r := (loyalty.lots_expire_all((loyalty.lots_settle(r, deadline)).remaining)).remaining;
 	END IF;
 	RETURN r;
@@ -1503,6 +1505,10 @@ CREATE FUNCTION loyalty._tier_qualified(program_id integer, activity loyalty.act
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'loyalty_tier_qualified' LANGUAGE C STABLE PARALLEL SAFE;
 
+CREATE FUNCTION loyalty._tier_window(program_id integer, as_of timestamptz,
+									 OUT window_from date, OUT window_to date)
+	AS 'MODULE_PATHNAME', 'loyalty_tier_window_dates' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
 CREATE FUNCTION loyalty._tier_rank(program_id integer, tier text) RETURNS integer
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, pg_temp
@@ -1773,12 +1779,9 @@ BEGIN
 	END IF;
 	tier := loyalty.tier(member, as_of, p.code);
 	tier_valid_until := CASE WHEN tier IS NOT DISTINCT FROM m.tier THEN m.tier_valid_until END;
-	this_month := loyalty.activity_month(as_of, p.time_zone);
-	window_to := this_month;
-	window_from := CASE p.tier_window
-		WHEN 'rolling' THEN (this_month - make_interval(months => p.tier_window_months - 1))::date
-		WHEN 'calendar_year' THEN date_trunc('year', this_month)::date
-		ELSE '-infinity'::date END;
+	SELECT w.window_from, w.window_to INTO window_from, window_to
+	  FROM loyalty._tier_window(p.id, as_of) w;
+	this_month := window_to;
 	s := loyalty.activity_sum(m.activity, window_from, window_to);
 	spend := s.spend; orders := s.orders; points := s.points;
 
@@ -2455,17 +2458,6 @@ CREATE TABLE loyalty.kpi_settings (
 COMMENT ON TABLE loyalty.kpi_settings IS
 	'per program: the application''s customers table and key column, and the KPI windows';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.kpi_settings', '');
-
--- _inactivity_due() for the views: by member id (a whole-row argument makes
--- every scanned row a composite), parallel safe (so that scans of all
--- members can use workers), and as the owner (readers may not read the ledger).
-CREATE FUNCTION loyalty._inactivity_unwritten(member_id bigint, deadline timestamptz)
-	RETURNS boolean
-	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-	RETURN NOT EXISTS (SELECT 1 FROM loyalty.ledger l
-						WHERE l.member_id = _inactivity_unwritten.member_id
-						  AND l.effective_at = deadline AND l.kind = 'expire' AND l.reason = 'inactivity');
 
 -- Each member's lots as of now(), with an inactivity expiry that is due but
 -- not yet written applied (as member_lots() does).  The base of the views.

@@ -255,8 +255,9 @@ date_month(DateADT d)
 	return year * MONTHS_PER_YEAR + (mon - 1);
 }
 
-static DateADT
-month_date(int32 month)
+/* the first day of a month */
+DateADT
+activity_month_date(int32 month)
 {
 	int			year = month / MONTHS_PER_YEAR;
 	int			mon = month % MONTHS_PER_YEAR;
@@ -378,7 +379,7 @@ loyalty_activity_buckets(PG_FUNCTION_ARGS)
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
 
-		values[0] = DateADTGetDatum(month_date(b[i].month));
+		values[0] = DateADTGetDatum(activity_month_date(b[i].month));
 		values[1] = NumericGetDatum(activity_spend_to_numeric(b[i].spend));
 		values[2] = Int64GetDatum(b[i].orders);
 		values[3] = Int64GetDatum(b[i].points);
@@ -393,7 +394,7 @@ loyalty_activity_month(PG_FUNCTION_ARGS)
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(0);
 	pg_tz	   *tz = loyalty_lookup_tz(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 
-	PG_RETURN_DATEADT(month_date(activity_month_of(at, tz)));
+	PG_RETURN_DATEADT(activity_month_date(activity_month_of(at, tz)));
 }
 
 /* values are canonical and activity_build zeroes the padding */

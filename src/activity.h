@@ -18,6 +18,7 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "pgtime.h"
+#include "utils/date.h"
 #include "utils/numeric.h"
 
 typedef struct ActivityBucket
@@ -58,6 +59,7 @@ extern Activity *activity_apply(const Activity *a, int32 month, int64 spend,
 extern void activity_sum(const Activity *a, int32 from_month, int32 to_month,
 						 bool include_before, int64 *spend, int64 *orders, int64 *points);
 extern int32 activity_month_of(TimestampTz at, pg_tz *tz);
+extern DateADT activity_month_date(int32 month);
 extern int64 activity_spend_from_numeric(Numeric amount);
 extern Numeric activity_spend_to_numeric(int64 spend);
 extern void activity_validate(const Activity *a, Size size);

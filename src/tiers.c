@@ -10,6 +10,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -17,6 +19,7 @@
 #include "rules.h"
 
 PG_FUNCTION_INFO_V1(loyalty_tier_qualified);
+PG_FUNCTION_INFO_V1(loyalty_tier_window_dates);
 
 static int64
 threshold(HeapTuple tup, TupleDesc desc, int col, bool spend)
@@ -155,4 +158,38 @@ loyalty_tier_qualified(PG_FUNCTION_ARGS)
 	if (t == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(t->name));
+}
+
+/*
+ * loyalty._tier_window(program_id, as_of, OUT window_from date, OUT
+ * window_to date): the months the qualification counts, as first days of
+ * months; window_from is -infinity for a lifetime window.  The same
+ * window the trigger qualifies on, for tier_progress().
+ */
+Datum
+loyalty_tier_window_dates(PG_FUNCTION_ARGS)
+{
+	TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(1);
+	ProgramConf *prog;
+	TupleDesc	tupdesc;
+	int32		from,
+				to;
+	bool		before;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tier qualification needs a finite instant")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	prog = loyalty_program_conf(PG_GETARG_INT32(0));
+	loyalty_tier_window(prog, as_of, &from, &to, &before);
+	if (before)
+		values[0] = DateADTGetDatum(DATEVAL_NOBEGIN);
+	else
+		values[0] = DateADTGetDatum(activity_month_date(from));
+	values[1] = DateADTGetDatum(activity_month_date(to));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
