@@ -9,26 +9,9 @@ CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(120);
 
--- Binary helpers, as in lots_type.sql: a binary COPY of a bytea column holds
--- the raw bytes, so copying it into an activity column feeds them to
--- loyalty.activity_recv.
-CREATE TEMP TABLE recv_in (v bytea);
-CREATE TEMP TABLE recv_out (v loyalty.activity);
-CREATE FUNCTION pg_temp.recv(b bytea) RETURNS loyalty.activity
-LANGUAGE plpgsql AS $$
-DECLARE
-	f text := '/tmp/loyalty_tap_activity_' || pg_backend_pid() || '.bin';
-	r loyalty.activity;
-BEGIN
-	DELETE FROM recv_in;
-	DELETE FROM recv_out;
-	INSERT INTO recv_in VALUES (b);
-	EXECUTE format('COPY recv_in TO %L (FORMAT binary)', f);
-	EXECUTE format('COPY recv_out FROM %L (FORMAT binary)', f);
-	SELECT v INTO r FROM recv_out;
-	RETURN r;
-END
-$$;
+-- binary receive of raw bytes
+\set recv_type loyalty.activity
+\ir lib/binary_recv.psql
 -- "SQLSTATE: detail" of the error running a statement, or 'no error'
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text
 LANGUAGE plpgsql AS $$

@@ -9,26 +9,9 @@ CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(81);
 
--- Binary helpers.  A binary COPY of a bytea column holds the raw bytes of the
--- value, so copying it into a loyalty.lots column feeds exactly those bytes
--- to loyalty.lots_recv.
-CREATE TEMP TABLE recv_in (v bytea);
-CREATE TEMP TABLE recv_out (v loyalty.lots);
-CREATE FUNCTION pg_temp.recv(b bytea) RETURNS loyalty.lots
-LANGUAGE plpgsql AS $$
-DECLARE
-	f text := '/tmp/loyalty_tap_recv_' || pg_backend_pid() || '.bin';
-	r loyalty.lots;
-BEGIN
-	DELETE FROM recv_in;
-	DELETE FROM recv_out;
-	INSERT INTO recv_in VALUES (b);
-	EXECUTE format('COPY recv_in TO %L (FORMAT binary)', f);
-	EXECUTE format('COPY recv_out FROM %L (FORMAT binary)', f);
-	SELECT v INTO r FROM recv_out;
-	RETURN r;
-END
-$$;
+-- binary receive of raw bytes
+\set recv_type loyalty.lots
+\ir lib/binary_recv.psql
 -- "SQLSTATE: message / detail" of the error receiving b, or 'accepted'
 CREATE FUNCTION pg_temp.recv_error(b bytea) RETURNS text
 LANGUAGE plpgsql AS $$
