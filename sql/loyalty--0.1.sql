@@ -309,15 +309,20 @@ CREATE TABLE loyalty.members (
 	tier_valid_until timestamptz,	-- NULL: no end (base tier, never_downgrade)
 	tier_manual_until timestamptz,	-- set by set_tier(); NULL: qualified
 	tier_review_at	timestamptz,	-- when run_maintenance() reviews the tier
-	-- a column, not an expression index on balance, so that an update that
-	-- keeps it (most purchases) can stay a HOT update
+	-- when run_maintenance() has work for the member; deliberately not
+	-- indexed (see below)
 	next_event_at	timestamptz GENERATED ALWAYS AS (loyalty.lots_next_event(balance)) STORED,
 	UNIQUE (program_id, member_key)
-) WITH (fillfactor = 90);
+) WITH (fillfactor = 60);
+-- Every purchase, redemption and maintenance batch rewrites a member row.
+-- No index covers a column they change (balance, next_event_at, activity,
+-- last_activity_at, first_purchase_at), and pages are filled to 60% only,
+-- so that the new row version fits beside the old one: a HOT update, with
+-- no index entries to write.  run_maintenance() finds due members by
+-- walking the primary key and filtering on next_event_at instead (one pass
+-- over the table per run; docs/performance.md has the figures).
 CREATE INDEX members_tier_review ON loyalty.members (tier_review_at)
 	WHERE tier_review_at IS NOT NULL;
--- run_maintenance() and expiring_points() find members with work due here
-CREATE INDEX members_next_event ON loyalty.members (next_event_at) WHERE next_event_at IS NOT NULL;
 COMMENT ON TABLE loyalty.members IS
 	'members keyed by the application''s customer key (as text); balance = lots after every ledger entry';
 
@@ -1335,39 +1340,42 @@ CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer, af
 	LANGUAGE sql
 	SET search_path = pg_catalog, loyalty, pg_temp
 	-- a batch is small next to the members table: reach its rows through the
-	-- primary key, never by hashing the whole table; keep the batch in memory
+	-- primary key, never by hashing or sorting the whole table; keep the
+	-- batch in memory
 	SET enable_hashjoin = off
 	SET enable_mergejoin = off
+	SET enable_seqscan = off
+	SET enable_bitmapscan = off
 	SET work_mem = '64MB'
 AS $$
-	-- batches in member id order: the member rows and the ledger's
-	-- (member_id, ...) index are then written page after page
-	WITH due AS MATERIALIZED (
-		SELECT m.id, m.program_id, m.balance
+	-- batches in member id order, found by walking the primary key (there is
+	-- no index on next_event_at, so that the updates below stay HOT): the
+	-- member rows and the ledger's (member_id, ...) index are then written
+	-- page after page, and all batches together read the table once
+	WITH settled AS MATERIALIZED (
+		SELECT m.id, m.program_id, s.*
 		  FROM loyalty.members m
+		 CROSS JOIN LATERAL loyalty.lots_settlement(m.balance, as_of) s
 		 WHERE m.next_event_at <= as_of AND m.id > after_id
 		 ORDER BY m.id
 		 LIMIT batch_size
-		   FOR UPDATE SKIP LOCKED
-	), settled AS MATERIALIZED (
-		SELECT d.id, d.program_id, s.*
-		  FROM due d CROSS JOIN LATERAL loyalty.lots_settlement(d.balance, as_of) s
+		   FOR UPDATE OF m SKIP LOCKED
 	), ins AS (
 		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
 		SELECT s.program_id, s.id, u.*
 		  FROM settled s
 		 CROSS JOIN LATERAL unnest(s.kinds, s.points, s.entry_lots, s.effective) AS u
-		RETURNING kind, points
 	), upd AS (
 		UPDATE loyalty.members m SET balance = s.remaining
 		  FROM settled s WHERE m.id = s.id
 		RETURNING 1
 	)
-	SELECT (SELECT count(*) FROM upd), count(*) FILTER (WHERE kind = 'release'),
-		   count(*) FILTER (WHERE kind = 'expire'),
-		   coalesce(-sum(points) FILTER (WHERE kind = 'expire'), 0)::bigint,
-		   (SELECT max(id) FROM due)
-	  FROM ins
+	SELECT (SELECT count(*) FROM upd), count(*) FILTER (WHERE u.kind = 'release'),
+		   count(*) FILTER (WHERE u.kind = 'expire'),
+		   coalesce(-sum(u.points) FILTER (WHERE u.kind = 'expire'), 0)::bigint,
+		   (SELECT max(id) FROM settled)
+	  FROM settled s
+	 CROSS JOIN LATERAL unnest(s.kinds, s.points) AS u(kind, points)
 $$;
 
 -- Members of inactivity programs whose deadline passed with points left.

@@ -288,6 +288,14 @@ lots_points(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(lots_sum(PG_GETARG_BALANCE_P(0)));
 }
 
+typedef struct SettlementCache
+{
+	TupleDesc	tupdesc;		/* blessed result row type */
+	int16		typlen;			/* of loyalty.lots */
+	bool		typbyval;
+	char		typalign;
+} SettlementCache;
+
 /*
  * Everything settling at as_of writes, in one call: the remaining lots and
  * the ledger entries as parallel arrays (kind, points, lots, effective_at):
@@ -309,19 +317,28 @@ lots_settlement(PG_FUNCTION_ARGS)
 			   *points,
 			   *lots,
 			   *at;
-	TupleDesc	tupdesc;
+	SettlementCache *cache = (SettlementCache *) fcinfo->flinfo->fn_extra;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
 
-	if (!OidIsValid(lots_type))
-		elog(ERROR, "could not determine the type of the lots argument");
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("function returning record called in context that cannot accept type record")));
+	/* run_maintenance calls this once per due member: look types up once */
+	if (cache == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		TupleDesc	tupdesc;
+
+		if (!OidIsValid(lots_type))
+			elog(ERROR, "could not determine the type of the lots argument");
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("function returning record called in context that cannot accept type record")));
+		cache = palloc(sizeof(SettlementCache));
+		cache->tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		get_typlenbyvalalign(lots_type, &cache->typlen, &cache->typbyval, &cache->typalign);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = cache;
+	}
 	load(&buf, PG_GETARG_DATUM(0));
 	balbuf_init(&released);
 	balbuf_init(&expired);
@@ -351,13 +368,13 @@ lots_settlement(PG_FUNCTION_ARGS)
 		lots[k] = PointerGetDatum(balance_single(l->points, 0, l->expires, false));
 		at[k] = TimestampTzGetDatum(l->expires);
 	}
-	get_typlenbyvalalign(lots_type, &typlen, &typbyval, &typalign);
 	values[0] = PointerGetDatum(balbuf_to_balance(&buf));
 	values[1] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_array(points, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(lots, n, lots_type, typlen, typbyval, typalign));
+	values[3] = PointerGetDatum(construct_array(lots, n, lots_type, cache->typlen,
+												cache->typbyval, cache->typalign));
 	values[4] = PointerGetDatum(construct_array(at, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(cache->tupdesc, values, nulls)));
 }
 
 /* One row per lot: (state, points, release_at, expires_at). */

@@ -1181,7 +1181,13 @@ count_activity(ProgramConf *prog, MemberState *m, Numeric amount, int sign, int6
 	}
 	if (sign == 0 && points == 0)
 		return;
-	m->activity = activity_apply(m->activity, activity_month_of(at, prog->tz), spend, sign, points);
+	{
+		/* a bulk load counts ~10 purchases per member: keep one copy alive */
+		Activity   *prev = m->activity;
+
+		m->activity = activity_apply(prev, activity_month_of(at, prog->tz), spend, sign, points);
+		pfree(prev);
+	}
 	m->dirty = true;
 	if (prog->ntiers == 0 || sign < 0)
 		return;
