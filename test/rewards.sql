@@ -21,7 +21,9 @@ DO $$ BEGIN
 END $$;
 UPDATE loyalty.members SET tier = 'gold' WHERE member_key = 'ann';
 UPDATE loyalty.members SET tier = 'silver' WHERE member_key = 'eve';
--- ann: 100 points expiring in 30 days, then 500 expiring in 355 days
+-- ann: 100 points expiring in 30 days, then 500 expiring in 355 days (a day
+-- later when a 29 February lies ahead: the expected expiries below are the
+-- earning instants plus the program's year, not now() plus days)
 SELECT loyalty.earn('ann', 100, 'a1', now() - interval '335 days') IS NOT NULL;
 SELECT loyalty.earn('ann', 500, 'a2', now() - interval '10 days') IS NOT NULL;
 SELECT loyalty.earn(k, 200, 'e-' || k, now() - interval '1 day') IS NOT NULL
@@ -98,7 +100,7 @@ SELECT results_eq($$SELECT (SELECT count(*) FROM loyalty.ledger), (SELECT count(
 ------------------------------------------------------------------------------
 CREATE TEMP TABLE r1 AS SELECT * FROM loyalty.redeem_reward('ann', 'vip', 'r1');
 SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "default" FROM r1$$,
-	$$VALUES ('redeem', -50::bigint, loyalty.lots_add('{}', 50, now() + interval '30 days')::text, 'r1')$$,
+	$$VALUES ('redeem', -50::bigint, loyalty.lots_add('{}', 50, now() - interval '335 days' + interval '1 year')::text, 'r1')$$,
 	'redeem_reward writes a redeem entry that draws from the lot expiring soonest');
 SELECT is(loyalty.balance('ann'), 550::bigint, 'ann has 550 points left');
 SELECT results_eq($$SELECT r.code, x.member_id, x.ledger_id, x.redeemed_at, x.cancelled_at FROM loyalty.reward_redemptions x JOIN loyalty.rewards r ON r.id = x.reward_id$$,
@@ -110,7 +112,7 @@ SELECT is(loyalty.balance('ann'), 550::bigint, 'and spends nothing');
 
 -- 50 points left in the first lot, so 100 take 50 from it and 50 from the next
 SELECT is((loyalty.redeem_reward('ann', 'mug', 'r2')).lots::text,
-	loyalty.lots_add(loyalty.lots_add('{}', 50, now() + interval '30 days'), 50, now() + interval '355 days')::text,
+	loyalty.lots_add(loyalty.lots_add('{}', 50, now() - interval '335 days' + interval '1 year'), 50, now() - interval '10 days' + interval '1 year')::text,
 	'a redemption spanning two lots records both');
 SELECT is((SELECT stock FROM loyalty.rewards WHERE code = 'mug'), 1::bigint, 'stock went from 2 to 1');
 SELECT is((loyalty.redeem_reward('ann', 'mug', 'r2')).points, -100::bigint, 'repeating the stocked redemption');

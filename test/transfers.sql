@@ -18,7 +18,9 @@ DO $$ BEGIN
 	PERFORM loyalty.enroll(k) FROM unnest('{ann,bob,cat,1,2}'::text[]) k;
 	PERFORM loyalty.enroll('ann', 'other');
 END $$;
--- ann: 50 points expiring in 30 days, 100 expiring in 355 days
+-- ann: 50 points expiring in 30 days, 100 expiring in 355 days (a day later
+-- when a 29 February lies ahead: the expected expiries below are the earning
+-- instants plus the program's year, not now() plus days)
 SELECT loyalty.earn('ann', 50, 'a1', now() - interval '335 days') IS NOT NULL;
 SELECT loyalty.earn('ann', 100, 'a2', now() - interval '10 days') IS NOT NULL;
 -- cat: 10 points pending until tomorrow
@@ -57,7 +59,7 @@ SELECT is((SELECT count(*) FROM loyalty.ledger), (SELECT n FROM before), 'refuse
 ------------------------------------------------------------------------------
 CREATE TEMP TABLE t1 AS SELECT * FROM loyalty.transfer('ann', 'bob', 70, 't1');
 CREATE TEMP TABLE drawn AS
-SELECT loyalty.lots_add(loyalty.lots_add('{}', 50, now() + interval '30 days'), 20, now() + interval '355 days') AS l;
+SELECT loyalty.lots_add(loyalty.lots_add('{}', 50, now() - interval '335 days' + interval '1 year'), 20, now() - interval '10 days' + interval '1 year') AS l;
 SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "default", reason COLLATE "default", effective_at FROM t1 ORDER BY id$$,
 	$$SELECT * FROM (VALUES ('transfer', -70::bigint, (SELECT l::text FROM drawn), 't1', 'transfer to bob', now()),
 							('transfer', 70::bigint, (SELECT l::text FROM drawn), 't1', 'transfer from ann', now())) v$$,
@@ -97,7 +99,7 @@ SELECT results_eq($$SELECT points, reason COLLATE "default" FROM d1 ORDER BY id$
 	$$VALUES (-10::bigint, 'donation to redcross'), (10, 'donation from ann')$$, 'a donation is a transfer marked as one');
 SELECT is(loyalty.balance('redcross'), 10::bigint, 'the cause received 10 points');
 SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'redcross'),
-	loyalty.lots_add('{}', 10, now() + interval '30 days')::text,
+	loyalty.lots_add('{}', 10, now() - interval '335 days' + interval '1 year')::text,
 	'with the expiry of the donor''s soonest lot (which bob gave back to ann)');
 SELECT is((SELECT array_agg(id ORDER BY id) FROM loyalty.donate('ann', 'redcross', 10, 'd1')), (SELECT array_agg(id ORDER BY id) FROM d1),
 	'a repeated donation returns the first entries');
