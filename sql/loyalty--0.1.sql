@@ -1347,6 +1347,9 @@ CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer, af
 	SET enable_seqscan = off
 	SET enable_bitmapscan = off
 	SET work_mem = '64MB'
+	-- its cost estimate is high enough for JIT, which then compiles the
+	-- plan again for every batch
+	SET jit = off
 AS $$
 	-- batches in member id order, found by walking the primary key (there is
 	-- no index on next_event_at, so that the updates below stay HOT): the

@@ -121,6 +121,13 @@ typedef struct MemberState
 	}		   *caps;
 } MemberState;
 
+/*
+ * Award rows (kind earn or pending, with a track_id) conflict only on
+ * ledger_purchase_award: name it, so that no other unique index is probed.
+ */
+#define AWARD_CONFLICT "ON CONFLICT (track_id, reference)" \
+	" WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending') DO NOTHING"
+
 /* ledger rows waiting for the batch insert */
 typedef struct PendingRows
 {
@@ -141,6 +148,7 @@ typedef struct PendingRows
 static SPIPlanPtr plan_track = NULL;
 static SPIPlanPtr plan_enroll = NULL;
 static SPIPlanPtr plan_lock = NULL;
+static SPIPlanPtr plan_lock_one = NULL;
 static SPIPlanPtr plan_cap_used = NULL;
 static SPIPlanPtr plan_insert = NULL;
 static SPIPlanPtr plan_insert_fast = NULL;
@@ -158,7 +166,7 @@ static uint64 plans_generation = 0;
 static void
 check_plans(void)
 {
-	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_cap_used, &plan_insert,
+	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_lock_one, &plan_cap_used, &plan_insert,
 	&plan_insert_fast, &plan_update, &plan_award_of, &plan_insert_one, &plan_update_one,
 	&plan_one_member, &plan_settle, &plan_awarded, &plan_upgrade};
 
@@ -631,6 +639,8 @@ member_keys(MemberState *members, int nmembers, bool only_missing)
 	return construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
+#define LOCK_COLUMNS "id, member_key, balance, first_purchase_at, last_activity_at, tier, activity"
+
 static void
 lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missing)
 {
@@ -641,17 +651,33 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 		return;
 	args[0] = Int32GetDatum(program_id);
 	args[1] = PointerGetDatum(keys);
-	if (plan_lock == NULL)
+	if (ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys)) == 1)
 	{
-		Oid			t[2] = {INT4OID, TEXTARRAYOID};
+		/* one customer, the single-row purchase: no array, no sort */
+		if (plan_lock_one == NULL)
+		{
+			Oid			t[2] = {INT4OID, TEXTOID};
 
-		plan_lock = keep("SELECT id, member_key, balance, first_purchase_at, last_activity_at, tier,"
-						 " activity"
-						 " FROM loyalty.members WHERE program_id = $1 AND member_key = ANY ($2)"
-						 " ORDER BY id FOR UPDATE", 2, t);
+			plan_lock_one = keep("SELECT " LOCK_COLUMNS " FROM loyalty.members"
+								 " WHERE program_id = $1 AND member_key = $2 FOR UPDATE", 2, t);
+		}
+		args[1] = PointerGetDatum(ARR_DATA_PTR(keys));	/* its only element */
+		if (SPI_execute_plan(plan_lock_one, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock members");
 	}
-	if (SPI_execute_plan(plan_lock, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock members");
+	else
+	{
+		if (plan_lock == NULL)
+		{
+			Oid			t[2] = {INT4OID, TEXTARRAYOID};
+
+			plan_lock = keep("SELECT " LOCK_COLUMNS " FROM loyalty.members"
+							 " WHERE program_id = $1 AND member_key = ANY ($2)"
+							 " ORDER BY id FOR UPDATE", 2, t);
+		}
+		if (SPI_execute_plan(plan_lock, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock members");
+	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -881,7 +907,7 @@ insert_plan(TrackCols *tc, bool on_conflict)
 		" SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u";
 
 	if (on_conflict)
-		return keep(psprintf("%s ON CONFLICT DO NOTHING RETURNING reference", sql), 9, t);
+		return keep(psprintf("%s %s RETURNING reference", sql, AWARD_CONFLICT), 9, t);
 	return keep(sql, 9, t);
 }
 
@@ -1051,8 +1077,8 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 							   "WITH ins AS ("
 							   " INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
 							   " points, lots, reference, reason, effective_at)"
-							   " SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u"
-							   " ON CONFLICT DO NOTHING RETURNING reference),"
+							   " SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u "
+							   AWARD_CONFLICT " RETURNING reference),"
 							   " upd AS (UPDATE loyalty.members SET balance = $10,"
 							   " first_purchase_at = $11, last_activity_at = $12, activity = $15"
 							   " WHERE id = $13 AND (SELECT count(*) FROM ins) = $14 RETURNING 1)"
