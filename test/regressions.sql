@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(13);
+SELECT plan(17);
 
 -- Expiry runs from the release: a month-end expiry with a 14-day pending
 -- period used to make every purchase in a month's last 14 days an error.
@@ -60,6 +60,20 @@ SELECT throws_ok($$SELECT loyalty.period_end(now(), 'hour', 0, 'UTC')$$, '22023'
 -- "until" in a pending lot used to be case-sensitive.
 SELECT is('{PENDING 3 FROM 2027-01-01 00:00:00+00 UNTIL infinity}'::loyalty.lots::text,
           '{pending 3 from 2027-01-01 00:00:00+00 until infinity}', 'keywords in any case');
+
+-- An error other than a repeated award inside a bulk award (here from a
+-- CHECK constraint added to the ledger) escaped the internal subtransaction
+-- without ending it: the transaction was left in a broken state.
+CREATE TABLE big (id int PRIMARY KEY, customer text, total numeric);
+SELECT ok(loyalty.track_purchases('big', 'customer', 'total', program => 'p14') > 0, 'big tracked');
+ALTER TABLE loyalty.ledger ADD CONSTRAINT ledger_small CHECK (points < 100000) NOT VALID;
+SELECT throws_ok($$INSERT INTO big SELECT i, 'b' || (i % 7), CASE WHEN i = 1500 THEN 200000 ELSE 10 END
+				   FROM generate_series(1, 2000) i$$,
+				 '23514', NULL, 'a bulk award that breaks a ledger CHECK fails with that error');
+ALTER TABLE loyalty.ledger DROP CONSTRAINT ledger_small;
+SELECT lives_ok($$INSERT INTO big VALUES (5000, 'b1', 10)$$, 'the transaction goes on: the next purchase is awarded');
+SELECT is(loyalty.balance('b1', program => 'p14') + (loyalty.balance_detail('b1', program => 'p14')).pending,
+		  110::bigint, 'only that purchase earned (10 points and the 100-point welcome bonus)');
 
 SELECT * FROM finish();
 ROLLBACK;
