@@ -63,7 +63,9 @@ VALUES ('alice', 42.90, 'web', now() - interval '300 days'),
        ('1042', 250.00, 'web', now() - interval '100 days'),
        ('1042', 19.99, 'app', now() - interval '10 days'),
        ('7d444840-9dc0-11d1-b245-5ffdce74fad2', 5.49, 'web', now() - interval '1 day'),
-       ('carol', 64.00, 'web', now() - interval '20 days');
+       ('carol', 64.00, 'web', now() - interval '20 days'),
+       ('dave', 30.00, 'web', now() - interval '60 days'),
+       ('erin', 20.00, 'web', now() - interval '300 days');
 
 \echo '== Points were awarded in the same transaction, one ledger entry per order'
 SELECT l.reference AS order_id, m.member_key, l.kind, l.points, l.reason
@@ -118,8 +120,13 @@ SELECT member_key, from_tier, to_tier, reason, effective_at::date AS day
   FROM loyalty.tier_events ORDER BY id;
 
 \echo '== run_maintenance() writes the releases, expiries and tier reviews that fell due'
-\echo '   (balances were right before it ran; schedule it with pg_cron, see docs/concepts.md)'
+\echo '   (dave and erin have not been back since their only order: their points were'
+\echo '   released, and erin''s expired, but nothing wrote that yet; their balances were right'
+\echo '   all along.  Schedule it with pg_cron, see docs/concepts.md)'
 SELECT * FROM loyalty.run_maintenance();
+SELECT m.member_key, l.kind, l.points, l.effective_at::date AS effective
+  FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+ WHERE m.member_key IN ('dave', 'erin') ORDER BY m.member_key, l.id;
 
 \echo '== For BI tools: views such as loyalty.member_summary and loyalty.points_liability'
 \echo '   (read by the role loyalty_reader; see docs/analysts.md)'
