@@ -32,6 +32,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/bitmapset.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -396,51 +397,44 @@ load_track(int32 track_id, Relation rel, TrackCols *tc)
 static bool
 references_unique(Relation rel, TrackCols *tc)
 {
-	List	   *indexes = RelationGetIndexList(rel);
+	List	   *indexes;
 	ListCell   *lc;
+	Bitmapset  *refs = NULL;
 	bool		unique = false;
 
 	for (int i = 0; i < tc->nref; i++)
+	{
 		if (!TupleDescAttr(RelationGetDescr(rel), tc->ref[i] - 1)->attnotnull)
 			return false;
+		refs = bms_add_member(refs, tc->ref[i]);
+	}
+	indexes = RelationGetIndexList(rel);
 	foreach(lc, indexes)
 	{
 		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
 		Form_pg_index idx;
-		bool		same = true;
 
 		if (!HeapTupleIsValid(tup))
 			continue;
 		idx = (Form_pg_index) GETSTRUCT(tup);
 		if (idx->indisunique && idx->indimmediate && idx->indisvalid &&
-			idx->indnkeyatts == tc->nref &&
 			heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
 			heap_attisnull(tup, Anum_pg_index_indexprs, NULL))
 		{
-			/* the same set: each reference column is a key and vice versa */
-			for (int i = 0; i < tc->nref && same; i++)
-			{
-				bool		found = false;
+			/* unique on exactly the reference columns */
+			Bitmapset  *keys = NULL;
 
-				for (int k = 0; k < idx->indnkeyatts && !found; k++)
-					found = idx->indkey.values[k] == tc->ref[i];
-				same = found;
-			}
-			for (int k = 0; k < idx->indnkeyatts && same; k++)
-			{
-				bool		found = false;
-
-				for (int i = 0; i < tc->nref && !found; i++)
-					found = idx->indkey.values[k] == tc->ref[i];
-				same = found;
-			}
-			unique = same;
+			for (int k = 0; k < idx->indnkeyatts; k++)
+				keys = bms_add_member(keys, idx->indkey.values[k]);
+			unique = bms_equal(keys, refs);
+			bms_free(keys);
 		}
 		ReleaseSysCache(tup);
 		if (unique)
 			break;
 	}
 	list_free(indexes);
+	bms_free(refs);
 	return unique;
 }
 
@@ -730,14 +724,21 @@ member_keys(MemberState *members, int nmembers, bool only_missing)
 static void
 lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missing)
 {
-	ArrayType  *keys = member_keys(members, nmembers, only_missing);
 	Datum		args[2];
+	SPIPlanPtr	plan;
+	int			nwanted = 0,
+				last = -1;
 
-	if (keys == NULL)
+	for (int i = 0; i < nmembers; i++)
+		if (!only_missing || !members[i].found)
+		{
+			nwanted++;
+			last = i;
+		}
+	if (nwanted == 0)
 		return;
 	args[0] = Int32GetDatum(program_id);
-	args[1] = PointerGetDatum(keys);
-	if (ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys)) == 1)
+	if (nwanted == 1)
 	{
 		/* one customer, the single-row purchase: no array, no sort */
 		if (plan_lock_one == NULL)
@@ -747,9 +748,8 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 			plan_lock_one = keep("SELECT " LOCK_COLUMNS " FROM loyalty.members"
 								 " WHERE program_id = $1 AND member_key = $2 FOR UPDATE", 2, t);
 		}
-		args[1] = PointerGetDatum(ARR_DATA_PTR(keys));	/* its only element */
-		if (SPI_execute_plan(plan_lock_one, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock members");
+		plan = plan_lock_one;
+		args[1] = CStringGetTextDatum(members[last].key);
 	}
 	else
 	{
@@ -761,9 +761,11 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 							 " WHERE program_id = $1 AND member_key = ANY ($2)"
 							 " ORDER BY id FOR UPDATE", 2, t);
 		}
-		if (SPI_execute_plan(plan_lock, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock members");
+		plan = plan_lock;
+		args[1] = PointerGetDatum(member_keys(members, nmembers, only_missing));
 	}
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock members");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
