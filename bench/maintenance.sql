@@ -1,6 +1,7 @@
 -- run_maintenance over :members members with lots, :due_pct percent of them
--- with a release and an expiry due.  Run by bench/run (section maintenance);
--- needs psql variables members and due_pct.
+-- with a release and an expiry due, settled in the caller's transaction
+-- (:workers = 0) or by that many background workers.  Run by bench/run
+-- (section maintenance); needs psql variables members, due_pct and workers.
 \set ON_ERROR_STOP 1
 DROP DATABASE IF EXISTS loyalty_maint;
 CREATE DATABASE loyalty_maint;
@@ -38,9 +39,9 @@ CHECKPOINT;
 SELECT count(*) AS members, count(*) FILTER (WHERE next_event_at <= '2025-07-01') AS due
   FROM loyalty.members;
 \timing on
-SELECT * FROM loyalty.run_maintenance('2025-07-01');
+SELECT * FROM loyalty.run_maintenance('2025-07-01', workers => :workers);
 \timing off
 SELECT count(*) AS verify_problems FROM loyalty.verify();
 \timing on
-SELECT * FROM loyalty.run_maintenance('2025-07-01');
+SELECT * FROM loyalty.run_maintenance('2025-07-01', workers => :workers);
 \timing off

@@ -1331,9 +1331,11 @@ COMMENT ON FUNCTION loyalty.untrack_purchases(regclass) IS
 -- the ledger and the stored lots say so, in batches, skipping locked members.
 ------------------------------------------------------------------------------
 
--- One batch of members whose lots have a release or expiry due by as_of,
--- settled with set-based statements.  Returns (members, entries, expired points).
+-- One batch of members with ids in (after_id, upto] whose lots have a
+-- release or expiry due by as_of, settled with set-based statements.
+-- Returns (members, entries, expired points, the batch's last member id).
 CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer, after_id bigint,
+									   upto bigint,
 									   OUT members bigint, OUT releases bigint,
 									   OUT expiries bigint, OUT expired_points bigint,
 									   OUT last_id bigint)
@@ -1354,31 +1356,33 @@ AS $$
 	-- batches in member id order, found by walking the primary key (there is
 	-- no index on next_event_at, so that the updates below stay HOT): the
 	-- member rows and the ledger's (member_id, ...) index are then written
-	-- page after page, and all batches together read the table once
+	-- page after page, and all batches together read the table once.
+	-- lots_settlement is called in the select list and its arrays unnested
+	-- there (ProjectSet): as a LATERAL function scan, each call would fill
+	-- and free a tuplestore of its own, which cost about a seventh of the time.
 	WITH settled AS MATERIALIZED (
-		SELECT m.id, m.program_id, s.*
+		SELECT m.id, m.program_id, loyalty.lots_settlement(m.balance, as_of) AS s
 		  FROM loyalty.members m
-		 CROSS JOIN LATERAL loyalty.lots_settlement(m.balance, as_of) s
-		 WHERE m.next_event_at <= as_of AND m.id > after_id
+		 WHERE m.next_event_at <= as_of AND m.id > after_id AND m.id <= upto
 		 ORDER BY m.id
 		 LIMIT batch_size
 		   FOR UPDATE OF m SKIP LOCKED
 	), ins AS (
 		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		SELECT s.program_id, s.id, u.*
-		  FROM settled s
-		 CROSS JOIN LATERAL unnest(s.kinds, s.points, s.entry_lots, s.effective) AS u
+		SELECT st.program_id, st.id, unnest((st.s).kinds), unnest((st.s).points),
+			   unnest((st.s).entry_lots), unnest((st.s).effective)
+		  FROM settled st
+		RETURNING kind, points
 	), upd AS (
-		UPDATE loyalty.members m SET balance = s.remaining
-		  FROM settled s WHERE m.id = s.id
+		UPDATE loyalty.members m SET balance = (st.s).remaining
+		  FROM settled st WHERE m.id = st.id
 		RETURNING 1
 	)
-	SELECT (SELECT count(*) FROM upd), count(*) FILTER (WHERE u.kind = 'release'),
-		   count(*) FILTER (WHERE u.kind = 'expire'),
-		   coalesce(-sum(u.points) FILTER (WHERE u.kind = 'expire'), 0)::bigint,
+	SELECT (SELECT count(*) FROM upd), count(*) FILTER (WHERE i.kind = 'release'),
+		   count(*) FILTER (WHERE i.kind = 'expire'),
+		   coalesce(-sum(i.points) FILTER (WHERE i.kind = 'expire'), 0)::bigint,
 		   (SELECT max(id) FROM settled)
-	  FROM settled s
-	 CROSS JOIN LATERAL unnest(s.kinds, s.points) AS u(kind, points)
+	  FROM ins i
 $$;
 
 -- Members of inactivity programs whose deadline passed with points left.
@@ -1414,8 +1418,17 @@ BEGIN
 END
 $$;
 
+-- Lot settlement spread over background workers (src/maintenance.c): each
+-- worker takes the next batch_size member ids, settles them with
+-- _maintain_lots and commits, until none are left.
+CREATE FUNCTION loyalty._maintain_parallel(as_of timestamptz, batch_size integer, workers integer,
+										   OUT members bigint, OUT releases bigint,
+										   OUT expiries bigint, OUT expired_points bigint)
+	AS 'MODULE_PATHNAME', 'maintain_parallel' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION loyalty.run_maintenance(as_of timestamptz DEFAULT now(),
-										batch_size integer DEFAULT 10000)
+										batch_size integer DEFAULT 10000,
+										workers integer DEFAULT 0)
 	RETURNS TABLE (task text, members bigint, entries bigint, points bigint)
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -1437,15 +1450,28 @@ BEGIN
 	IF batch_size IS NULL OR batch_size < 1 THEN
 		RAISE EXCEPTION 'batch_size must be positive' USING ERRCODE = '22023';
 	END IF;
-	LOOP
-		b := loyalty._maintain_lots(as_of, batch_size, last_id);
-		n_members := n_members + b.members;
-		n_releases := n_releases + b.releases;
-		n_expiries := n_expiries + b.expiries;
-		n_points := n_points + b.expired_points;
-		EXIT WHEN b.members < batch_size;
-		last_id := b.last_id;
-	END LOOP;
+	IF workers IS NULL OR workers < 0 THEN
+		RAISE EXCEPTION 'workers must be 0 or more'
+			USING ERRCODE = '22023',
+				  HINT = '0 settles lots in this transaction; 1 or more starts that many background workers.';
+	END IF;
+	IF workers > 0 THEN
+		b := loyalty._maintain_parallel(as_of, batch_size, workers);
+		n_members := b.members;
+		n_releases := b.releases;
+		n_expiries := b.expiries;
+		n_points := b.expired_points;
+	ELSE
+		LOOP
+			b := loyalty._maintain_lots(as_of, batch_size, last_id, 9223372036854775807);
+			n_members := n_members + b.members;
+			n_releases := n_releases + b.releases;
+			n_expiries := n_expiries + b.expiries;
+			n_points := n_points + b.expired_points;
+			EXIT WHEN b.members < batch_size;
+			last_id := b.last_id;
+		END LOOP;
+	END IF;
 	task := 'release'; members := NULL; entries := n_releases; points := NULL;
 	RETURN NEXT;
 	task := 'expire'; members := n_members; entries := n_expiries; points := n_points;
@@ -1458,8 +1484,8 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION loyalty.run_maintenance(timestamptz, integer) IS
-	'write the releases, expiries and tier changes due by as_of; idempotent; skips locked members';
+COMMENT ON FUNCTION loyalty.run_maintenance(timestamptz, integer, integer) IS
+	'write the releases, expiries and tier changes due by as_of; idempotent; skips locked members; workers > 0 settles lots in background workers that commit batch by batch';
 
 -- "Your points expire soon": every member with points expiring in (as_of, as_of + within].
 CREATE FUNCTION loyalty.expiring_points(within interval DEFAULT interval '30 days',

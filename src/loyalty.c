@@ -4,7 +4,8 @@
  * One C file per concern: balance.c (lots), balance_io.c (text/binary I/O),
  * balance_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
  * a program's time zone), rules.c (earning rules and their cache),
- * purchases.c (the triggers on tracked purchase tables).
+ * purchases.c (the triggers on tracked purchase tables), maintenance.c
+ * (run_maintenance's background workers).
  */
 #include "postgres.h"
 

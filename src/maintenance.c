@@ -1,0 +1,380 @@
+/*
+ * maintenance.c: run_maintenance(workers => n).
+ *
+ * Settling lots is one batch of members after another (_maintain_lots), and
+ * at 1M members the batches are bound by writing the ledger rows and their
+ * WAL on one core.  With workers > 0 the caller starts that many dynamic
+ * background workers and waits for them.  They share a counter of member
+ * ids in a dynamic shared memory segment: each worker takes the next
+ * batch_size ids, settles the due members among them with _maintain_lots in
+ * a transaction of its own, commits, and takes the next, until every id up
+ * to the largest one at the start has been taken.  Locked members are
+ * skipped, as in the serial path, and caught by the next run.
+ *
+ * What that changes for the caller, and why it is opt-in: the workers
+ * commit on their own, so their work stays when the caller's transaction
+ * rolls back, and they see only committed data.  An error in a worker stops
+ * the others and is raised again in the caller with its SQLSTATE.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(maintain_parallel);
+
+PGDLLEXPORT void loyalty_maintenance_worker(Datum main_arg);
+
+/* what the caller and its workers share */
+typedef struct MaintShared
+{
+	Oid			database;
+	Oid			role;
+	TimestampTz as_of;
+	int32		batch_size;
+	int64		base;			/* ids are taken from (base, max_id] */
+	uint64		span;			/* max_id - base */
+	pg_atomic_uint64 taken;		/* ids handed out so far, from base */
+	pg_atomic_uint32 stop;		/* set when a worker failed */
+
+	slock_t		mutex;			/* protects the rest */
+	int			finished;		/* workers that took their last batch */
+	int64		members;
+	int64		releases;
+	int64		expiries;
+	int64		expired_points;
+	bool		failed;
+	int			sqlerrcode;
+	char		message[512];
+	char		detail[512];
+} MaintShared;
+
+static const char *const batch_query =
+"SELECT members, releases, expiries, expired_points "
+"FROM loyalty._maintain_lots($1, $2, $3, $4)";
+
+static void
+record_failure(MaintShared *shared, ErrorData *edata)
+{
+	SpinLockAcquire(&shared->mutex);
+	if (!shared->failed)
+	{
+		shared->failed = true;
+		shared->sqlerrcode = edata->sqlerrcode;
+		strlcpy(shared->message, edata->message ? edata->message : "", sizeof(shared->message));
+		strlcpy(shared->detail, edata->detail ? edata->detail : "", sizeof(shared->detail));
+	}
+	SpinLockRelease(&shared->mutex);
+	pg_atomic_write_u32(&shared->stop, 1);
+}
+
+static int64
+column_int64(HeapTuple tuple, TupleDesc desc, int column)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(value);
+}
+
+/*
+ * Batches of member ids until none are left, adding what they wrote to
+ * totals (members, releases, expiries, expired points).  Each batch is its
+ * own transaction.
+ */
+static void
+settle_batches(MaintShared *shared, int64 *totals)
+{
+	Oid			argtypes[4] = {TIMESTAMPTZOID, INT4OID, INT8OID, INT8OID};
+
+	for (;;)
+	{
+		uint64		offset;
+		int64		after_id,
+					upto;
+		Datum		values[4];
+		int			ret;
+
+		CHECK_FOR_INTERRUPTS();
+		if (pg_atomic_read_u32(&shared->stop))
+			break;
+		offset = pg_atomic_fetch_add_u64(&shared->taken, (uint64) shared->batch_size);
+		if (offset >= shared->span)
+			break;
+		/* (base + offset, base + offset + batch_size], the last one cut at max_id */
+		after_id = (int64) ((uint64) shared->base + offset);
+		if (shared->span - offset <= (uint64) shared->batch_size)
+			upto = (int64) ((uint64) shared->base + shared->span);
+		else
+			upto = after_id + shared->batch_size;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, batch_query);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		values[0] = TimestampTzGetDatum(shared->as_of);
+		values[1] = Int32GetDatum(shared->batch_size);
+		values[2] = Int64GetDatum(after_id);
+		values[3] = Int64GetDatum(upto);
+		ret = SPI_execute_with_args(batch_query, 4, argtypes, values, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "loyalty._maintain_lots returned %d", ret);
+		for (int i = 0; i < 4; i++)
+			totals[i] += column_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+}
+
+/*
+ * One background worker.  Its batches commit with synchronous_commit off:
+ * the caller flushes their WAL once all workers are done, and a crash
+ * before that loses only batches that the next run writes again
+ * (maintenance is idempotent).
+ */
+void
+loyalty_maintenance_worker(Datum main_arg)
+{
+	dsm_segment *segment;
+	MaintShared *shared;
+	int64		totals[4] = {0, 0, 0, 0};
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	segment = dsm_attach(DatumGetUInt32(main_arg));
+	if (segment == NULL)
+		proc_exit(0);			/* the caller is gone already */
+	shared = dsm_segment_address(segment);
+
+	BackgroundWorkerInitializeConnectionByOid(shared->database, shared->role, 0);
+	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("application_name", "loyalty maintenance", PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname("loyalty maintenance");
+
+	PG_TRY();
+	{
+		settle_batches(shared, totals);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		record_failure(shared, edata);
+		/* no handler above: the error ends the worker, aborting its batch */
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	SpinLockAcquire(&shared->mutex);
+	shared->finished++;
+	shared->members += totals[0];
+	shared->releases += totals[1];
+	shared->expiries += totals[2];
+	shared->expired_points += totals[3];
+	SpinLockRelease(&shared->mutex);
+
+	dsm_detach(segment);
+	proc_exit(0);
+}
+
+/* the smallest and largest member id; false when there are no members */
+static bool
+member_id_range(int64 *min_id, int64 *max_id)
+{
+	bool		found = false;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT min(id), max(id) FROM loyalty.members", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the range of member ids");
+	if (SPI_processed == 1)
+	{
+		bool		isnull_min,
+					isnull_max;
+		Datum		lo = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_min);
+		Datum		hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull_max);
+
+		if (!isnull_min && !isnull_max)
+		{
+			*min_id = DatumGetInt64(lo);
+			*max_id = DatumGetInt64(hi);
+			found = true;
+		}
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
+ * loyalty._maintain_parallel(as_of, batch_size, workers): start the workers,
+ * wait for them, return what they wrote (members, releases, expiries,
+ * expired points).  Called by run_maintenance(workers => n).
+ */
+Datum
+maintain_parallel(PG_FUNCTION_ARGS)
+{
+	TimestampTz as_of;
+	int32		batch_size;
+	int32		workers;
+	int64		min_id = 0,
+				max_id = 0;
+	dsm_segment *segment;
+	MaintShared *shared;
+	BackgroundWorkerHandle **handles;
+	volatile int started = 0;
+	TupleDesc	tupdesc;
+	Datum		result[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of, batch_size and workers must not be NULL")));
+	as_of = PG_GETARG_TIMESTAMPTZ(0);
+	batch_size = PG_GETARG_INT32(1);
+	workers = PG_GETARG_INT32(2);
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must be a finite instant")));
+	if (batch_size < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive")));
+	if (workers < 1 || workers > max_worker_processes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("workers must be between 1 and max_worker_processes (%d), not %d",
+						max_worker_processes, workers),
+				 errhint("Pass workers => 0 to settle the lots in this transaction.")));
+	/* the workers would write what this transaction may not (or wait forever on a standby) */
+	PreventCommandIfReadOnly("run_maintenance with workers");
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("run_maintenance with workers needs READ COMMITTED"),
+				 errdetail("The workers commit on their own; a %s transaction would not see what they wrote.",
+						   IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errhint("Call it in a READ COMMITTED transaction, or pass workers => 0.")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (!member_id_range(&min_id, &max_id))
+	{
+		result[0] = result[1] = result[2] = result[3] = Int64GetDatum(0);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), result, nulls)));
+	}
+
+	segment = dsm_create(sizeof(MaintShared), 0);
+	shared = dsm_segment_address(segment);
+	memset(shared, 0, sizeof(MaintShared));
+	shared->database = MyDatabaseId;
+	shared->role = GetUserId();
+	shared->as_of = as_of;
+	shared->batch_size = batch_size;
+	/*
+	 * base = min_id - 1, so the first batch starts at min_id.  Member ids come
+	 * from a sequence starting at 1; only an id of exactly -2^63, which has no
+	 * predecessor, would be left to the serial path (workers => 0).
+	 */
+	if (pg_sub_s64_overflow(min_id, 1, &shared->base))
+		shared->base = PG_INT64_MIN;
+	shared->span = (uint64) max_id - (uint64) shared->base;
+	pg_atomic_init_u64(&shared->taken, 0);
+	pg_atomic_init_u32(&shared->stop, 0);
+	SpinLockInit(&shared->mutex);
+
+	handles = palloc0(sizeof(BackgroundWorkerHandle *) * workers);
+	PG_TRY();
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = BGW_NEVER_RESTART;
+		strlcpy(worker.bgw_library_name, "loyalty", BGW_MAXLEN);
+		strlcpy(worker.bgw_function_name, "loyalty_maintenance_worker", BGW_MAXLEN);
+		strlcpy(worker.bgw_name, "loyalty maintenance worker", BGW_MAXLEN);
+		strlcpy(worker.bgw_type, "loyalty maintenance", BGW_MAXLEN);
+		worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
+		worker.bgw_notify_pid = MyProcPid;
+
+		for (started = 0; started < workers; started++)
+			if (!RegisterDynamicBackgroundWorker(&worker, &handles[started]))
+				break;
+		if (started == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start a background worker for maintenance"),
+					 errdetail("All max_worker_processes (%d) slots are in use.", max_worker_processes),
+					 errhint("Raise max_worker_processes, or pass workers => 0.")));
+		for (int i = 0; i < started; i++)
+			if (WaitForBackgroundWorkerShutdown(handles[i]) == BGWH_POSTMASTER_DIED)
+				ereport(FATAL,
+						(errcode(ERRCODE_ADMIN_SHUTDOWN),
+						 errmsg("postmaster exited during maintenance")));
+	}
+	PG_CATCH();
+	{
+		/* cancelled while waiting: stop the workers, which would go on alone */
+		pg_atomic_write_u32(&shared->stop, 1);
+		for (int i = 0; i < started; i++)
+			TerminateBackgroundWorker(handles[i]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (shared->failed)
+		ereport(ERROR,
+				(errcode(shared->sqlerrcode),
+				 errmsg("%s", shared->message),
+				 shared->detail[0] ? errdetail("%s", shared->detail) : 0,
+				 errcontext("loyalty maintenance worker; batches it and the other workers committed before the error stay written")));
+	if (shared->finished != started)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("%d of %d maintenance workers stopped before the end",
+						started - shared->finished, started),
+				 errhint("See the server log. Members left due are settled by the next run.")));
+
+	/*
+	 * The workers committed with synchronous_commit off: flush their WAL now,
+	 * so that what this call reports is durable when it returns, whether or
+	 * not the caller's own transaction writes anything.
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
+
+	result[0] = Int64GetDatum(shared->members);
+	result[1] = Int64GetDatum(shared->releases);
+	result[2] = Int64GetDatum(shared->expiries);
+	result[3] = Int64GetDatum(shared->expired_points);
+	dsm_detach(segment);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), result, nulls)));
+}
