@@ -319,7 +319,8 @@ maintain_parallel(PG_FUNCTION_ARGS)
 		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		strlcpy(worker.bgw_library_name, "loyalty", BGW_MAXLEN);
+		/* as MODULE_PATHNAME, so that it loads from where the functions do */
+		strlcpy(worker.bgw_library_name, "$libdir/loyalty", BGW_MAXLEN);
 		strlcpy(worker.bgw_function_name, "loyalty_maintenance_worker", BGW_MAXLEN);
 		strlcpy(worker.bgw_name, "loyalty maintenance worker", BGW_MAXLEN);
 		strlcpy(worker.bgw_type, "loyalty maintenance", BGW_MAXLEN);
