@@ -130,6 +130,13 @@ typedef struct MemberState
  * Award rows (kind earn or pending, with a track_id) conflict only on
  * ledger_purchase_award: name it, so that no other unique index is probed.
  */
+/*
+ * The ledger rows of a statement, passed as parallel arrays ($3 .. $9) and
+ * unnested in the select list (ProjectSet): unnest() in FROM would be a
+ * function scan, which first copies every row into a tuplestore.
+ */
+#define UNNEST_ROWS "unnest($3), unnest($4), unnest($5), unnest($6), unnest($7), unnest($8), unnest($9)"
+
 #define AWARD_CONFLICT "ON CONFLICT (track_id, reference)" \
 	" WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending') DO NOTHING"
 
@@ -814,7 +821,7 @@ lock_members(TrackCols *tc, bool enroll, MemberState *members, int nmembers)
 			Oid			t[2] = {INT4OID, TEXTARRAYOID};
 
 			plan_enroll = keep("INSERT INTO loyalty.members (program_id, member_key)"
-							   " SELECT $1, k FROM unnest($2) AS k"
+							   " SELECT $1, unnest($2)"
 							   " ON CONFLICT (program_id, member_key) DO NOTHING", 2, t);
 		}
 		if (SPI_execute_plan(plan_enroll, args, NULL, false, 0) != SPI_OK_INSERT)
@@ -993,7 +1000,7 @@ insert_plan(TrackCols *tc, bool on_conflict)
 	get_array_type(TIMESTAMPTZOID)};
 	const char *sql = "INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
 		" points, lots, reference, reason, effective_at)"
-		" SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u";
+		" SELECT $1, $2, " UNNEST_ROWS;
 
 	if (on_conflict)
 		return keep(psprintf("%s %s RETURNING reference", sql, AWARD_CONFLICT), 9, t);
@@ -1168,7 +1175,7 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 							   "WITH ins AS ("
 							   " INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
 							   " points, lots, reference, reason, effective_at)"
-							   " SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9) AS u "
+							   " SELECT $1, $2, " UNNEST_ROWS " "
 							   AWARD_CONFLICT " RETURNING reference),"
 							   " upd AS (UPDATE loyalty.members SET balance = $10,"
 							   " first_purchase_at = $11, last_activity_at = $12, activity = $15"
@@ -1402,7 +1409,13 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 
 	/* 2. one member state per customer, locked in id order */
 	qsort(purchases, npurchases, sizeof(Purchase), purchase_cmp);
-	members = palloc0(sizeof(MemberState) * npurchases);
+	/* a bulk load has ~10 purchases per customer: size the array by customers */
+	nmembers = 1;
+	for (int i = 1; i < npurchases; i++)
+		if (strcmp(purchases[i - 1].member_key, purchases[i].member_key) != 0)
+			nmembers++;
+	members = palloc0(sizeof(MemberState) * nmembers);
+	nmembers = 0;
 	for (int i = 0; i < npurchases; i++)
 	{
 		if (nmembers == 0 || strcmp(members[nmembers - 1].key, purchases[i].member_key) != 0)
