@@ -32,6 +32,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -51,6 +52,7 @@ typedef struct MaintShared
 	Oid			role;
 	TimestampTz as_of;
 	int32		batch_size;
+	int			lock_timeout;	/* ms, for the workers' table locks */
 	int64		base;			/* ids are taken from (base, max_id] */
 	uint64		span;			/* max_id - base */
 	pg_atomic_uint64 taken;		/* ids handed out so far, from base */
@@ -172,6 +174,18 @@ loyalty_maintenance_worker(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(shared->database, shared->role, 0);
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+	/*
+	 * Rows locked by others are skipped, but a table lock is waited for.  If
+	 * the caller holds one that conflicts (LOCK TABLE, ALTER TABLE in its
+	 * transaction), the caller waits for the worker and the worker for the
+	 * caller, which no deadlock check sees: give up after lock_timeout.
+	 */
+	{
+		char		ms[32];
+
+		snprintf(ms, sizeof(ms), "%d", shared->lock_timeout);
+		SetConfigOption("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION);
+	}
 	SetConfigOption("application_name", "loyalty maintenance", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("loyalty maintenance");
 
@@ -298,6 +312,8 @@ maintain_parallel(PG_FUNCTION_ARGS)
 	shared->role = GetUserId();
 	shared->as_of = as_of;
 	shared->batch_size = batch_size;
+	/* the caller's lock_timeout, or a minute when it has none */
+	shared->lock_timeout = LockTimeout > 0 ? LockTimeout : 60 * 1000;
 	/*
 	 * base = min_id - 1, so the first batch starts at min_id.  Member ids come
 	 * from a sequence starting at 1; only an id of exactly -2^63, which has no

@@ -9,7 +9,7 @@ SET client_min_messages = warning;
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(23);
+SELECT plan(26);
 
 \set db loyalty_workers
 \ir dblink_sessions.psql
@@ -152,6 +152,26 @@ SELECT is((SELECT n FROM dblink('s', $$SELECT count(*) FROM loyalty.members WHER
           0::bigint, 'nothing is left due');
 SELECT is((SELECT n FROM dblink('s', 'SELECT count(*) FROM loyalty.verify()') AS t(n bigint)),
           0::bigint, 'verify() is clean after the failed run and the one after it');
+
+-- a caller holding a table lock the workers need: they give up after the
+-- caller's lock_timeout instead of waiting for it forever
+\o /dev/null
+SELECT dblink_exec('s', $$CALL public.add_members('t', 20, 2)$$);
+\o
+-- (statement_timeout: without the workers' lock_timeout this fails, not hangs)
+SELECT is(dblink_exec('b', $$BEGIN; LOCK TABLE loyalty.ledger IN SHARE MODE; SET LOCAL lock_timeout = '300ms';
+                             SET LOCAL statement_timeout = '10s'$$),
+          'SET', 'a caller holds the ledger in SHARE mode');
+SELECT throws_ok($$SELECT * FROM dblink('b', 'SELECT * FROM loyalty.run_maintenance(''2025-07-01'', workers => 1)')
+                          AS t(task text, members bigint, entries bigint, points bigint)$$,
+                 '55P03', 'canceling statement due to lock timeout',
+                 'the worker gives up after the caller''s lock_timeout, and the caller gets its error');
+\o /dev/null
+SELECT dblink_exec('b', 'ROLLBACK');
+\o
+SELECT is((SELECT members FROM dblink('s', $$SELECT * FROM loyalty.run_maintenance('2025-07-01', workers => 2)$$)
+                  AS t(task text, members bigint, entries bigint, points bigint) WHERE task = 'expire'),
+          10::bigint, 'once the lock is gone, the next run settles those 10 members');
 
 -- arguments and the transaction the caller is in
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT * FROM loyalty.run_maintenance(now(), workers => -1)')
