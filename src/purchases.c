@@ -100,10 +100,16 @@ typedef struct MemberState
 	bool		had_purchase;	/* first_purchase_at was set */
 	TimestampTz first_purchase_at;
 	TimestampTz last_activity_at;
+	/* the three above as locked: what a refused (replayed) award must not move */
+	bool		locked_had_purchase;
+	TimestampTz locked_first_purchase_at;
+	TimestampTz locked_last_activity_at;
 	char	   *tier;
 	Activity   *activity;
 	char	   *locked_tier;	/* the tier before this statement */
 	bool		replayed;		/* some of its purchases were awarded before */
+	bool		times_reset;	/* times_from_inserted() started over */
+	bool		any_went_in;	/* with replayed: some of its rows went in */
 	/* upgrades this statement qualified for, written once the awards are in */
 	int			nups;
 	int			maxups;
@@ -447,6 +453,7 @@ references_unique(Relation rel, TrackCols *tc)
 
 static void update_one(MemberState *m, TrackCols *tc);
 static void uncount_row(ProgramConf *prog, MemberState *m, PendingRows *rows, int i);
+static void times_from_inserted(MemberState *members, PendingRows *rows, const bool *went_in);
 static void settle_due(MemberState *m, TimestampTz at);
 static void settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases,
 							MemberState *members);
@@ -793,6 +800,9 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 		m->first_purchase_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		m->last_activity_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		m->locked_had_purchase = m->had_purchase;
+		m->locked_first_purchase_at = m->first_purchase_at;
+		m->locked_last_activity_at = m->last_activity_at;
 		m->tier = spi_text(tup, desc, 6);
 		m->locked_tier = m->tier;
 		m->activity = (Activity *) PG_DETOAST_DATUM_COPY(SPI_getbinval(tup, desc, 7, &isnull));
@@ -1199,22 +1209,24 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 		Datum	   *elems = NULL;
 		bool	   *enulls;
 		int			n = 0;
+		bool	   *went_in = palloc0(sizeof(bool) * rows->n);
 
 		if (!isnull)
 			deconstruct_array(DatumGetArrayTypeP(refs), TEXTOID, -1, false, TYPALIGN_INT,
 							  &elems, &enulls, &n);
+
 		for (int i = 0; i < rows->n; i++)
 		{
-			bool		went_in = false;
-
-			for (int j = 0; j < n && !went_in; j++)
-				went_in = strcmp(TextDatumGetCString(rows->reference[i]),
-								 TextDatumGetCString(elems[j])) == 0;
-			if (went_in)
+			for (int j = 0; j < n && !went_in[i]; j++)
+				went_in[i] = strcmp(TextDatumGetCString(rows->reference[i]),
+									TextDatumGetCString(elems[j])) == 0;
+			if (went_in[i])
 				balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
 			else
 				uncount_row(prog, m, rows, i);
 		}
+		/* one customer: rows->member[i] is 0, m is that member */
+		times_from_inserted(m, rows, went_in);
 		update_one(m, tc);
 	}
 }
@@ -1264,6 +1276,13 @@ write_upgrades(ProgramConf *prog, MemberState *m)
 {
 	if (m->nups == 0)
 		return;
+	if (m->replayed && !m->any_went_in)
+	{
+		/* every award was refused: nothing happened, no upgrade either */
+		m->tier = m->locked_tier;
+		m->nups = 0;
+		return;
+	}
 	if (m->replayed)
 	{
 		TimestampTz at = m->up_at[m->nups - 1];
@@ -1334,6 +1353,43 @@ count_activity(ProgramConf *prog, MemberState *m, Numeric amount, int sign, int6
 	}
 }
 
+/*
+ * When some of a customer's award rows were refused (replayed purchases),
+ * the first purchase and last activity times come from the rows that went
+ * in only: a purchase inserted again must not move them (a restored
+ * purchases table would otherwise change member rows).  went_in[i] says
+ * whether rows[i] went in; every row of the statement is passed.
+ */
+static void
+times_from_inserted(MemberState *members, PendingRows *rows, const bool *went_in)
+{
+	for (int i = 0; i < rows->n; i++)
+	{
+		MemberState *m = &members[rows->member[i]];
+
+		if (m->replayed && !m->times_reset)
+		{
+			m->had_purchase = m->locked_had_purchase;
+			m->first_purchase_at = m->locked_first_purchase_at;
+			m->last_activity_at = m->locked_last_activity_at;
+			m->times_reset = true;
+		}
+	}
+	for (int i = 0; i < rows->n; i++)
+	{
+		MemberState *m = &members[rows->member[i]];
+		TimestampTz at = DatumGetTimestampTz(rows->effective[i]);
+
+		if (!m->replayed || !went_in[i])
+			continue;
+		m->any_went_in = true;
+		if (!m->had_purchase || at < m->first_purchase_at)
+			m->first_purchase_at = at;
+		m->had_purchase = true;
+		m->last_activity_at = Max(m->last_activity_at, at);
+	}
+}
+
 /* a replayed award row: its purchase was counted before, take it back */
 static void
 uncount_row(ProgramConf *prog, MemberState *m, PendingRows *rows, int i)
@@ -1369,6 +1425,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	MemberState *members;
 	int			nmembers = 0;
 	PendingRows rows = {0};
+	bool	   *went_in;
 	MemoryContext work,
 				old;
 
@@ -1509,6 +1566,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	}
 
 	/* 4. write the ledger in batches; only what went in changes balances */
+	went_in = palloc(sizeof(bool) * Max(rows.n, 1));
 	for (int from = 0; from < rows.n; from += INSERT_BATCH)
 	{
 		int			n = Min(INSERT_BATCH, rows.n - from);
@@ -1518,6 +1576,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		{
 			MemberState *m = &members[rows.member[from + i]];
 
+			went_in[from + i] = inserted[i];
 			if (!inserted[i])
 			{
 				uncount_row(prog, m, &rows, from + i);
@@ -1527,6 +1586,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 			m->dirty = true;
 		}
 	}
+	times_from_inserted(members, &rows, went_in);
 
 	/* 5. new balances, then the tier upgrades they reached */
 	members_update(&tc, members, nmembers);

@@ -11,7 +11,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(7);
+SELECT plan(11);
 
 -- A purchase inserted again with the same reference (restoring the purchases
 -- table, as test/stress/run does, or replaying a load) is not awarded twice:
@@ -49,6 +49,46 @@ SELECT is((SELECT tier FROM loyalty.members WHERE member_key = 'bob'),
           (SELECT tier FROM before WHERE member_key = 'bob'), 'two rows inserted again in one statement: no upgrade');
 SELECT is((SELECT count(*) FROM loyalty.tier_history), 2::bigint,
           'tier_history has only the first inserts'' two Base tiers, nothing from the replay');
+
+-- Nor may it move the member's first purchase or last activity (found by
+-- test/stress/run on 2026-12-01: after the purchases table was restored
+-- again, m10's first_purchase_at had moved 0.09 s earlier).  Here: order 11
+-- was dan's and moved to cid, whose first purchase stays 11:00; inserted
+-- again, order 11 (10:00) is refused as a replay and must change nothing.
+-- Both failed before the fix (cid's first purchase became 10:00).
+CREATE TABLE torders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('torders', 'customer', 'total', 'at') \g /dev/null
+INSERT INTO torders VALUES (10, 'cid', 50, '2025-01-01 11:00+00');
+INSERT INTO torders VALUES (11, 'dan', 50, '2025-01-01 10:00+00');
+UPDATE torders SET customer = 'cid' WHERE id = 11;
+CREATE TEMP TABLE saved AS SELECT * FROM torders;
+CREATE TEMP TABLE cid_before AS
+SELECT first_purchase_at, last_activity_at FROM loyalty.members WHERE member_key = 'cid';
+TRUNCATE torders;
+INSERT INTO torders SELECT * FROM saved ORDER BY id;
+SELECT is((SELECT row(first_purchase_at, last_activity_at)::text FROM loyalty.members WHERE member_key = 'cid'),
+          (SELECT row(first_purchase_at, last_activity_at)::text FROM cid_before),
+          'two rows inserted again in one statement: first purchase and last activity unchanged');
+TRUNCATE torders;
+INSERT INTO torders SELECT * FROM saved WHERE id = 11;
+SELECT is((SELECT row(first_purchase_at, last_activity_at)::text FROM loyalty.members WHERE member_key = 'cid'),
+          (SELECT row(first_purchase_at, last_activity_at)::text FROM cid_before),
+          'one row inserted again: first purchase and last activity unchanged');
+
+-- Nor may a statement whose awards were all refused upgrade the member (found
+-- by test/stress/run on 2026-12-01: m8 went from Gold, set by hand, to
+-- Platinum when the purchases table was restored again).  cid qualifies for
+-- Silver but holds Base by hand; inserting cid's orders again changes nothing.
+INSERT INTO torders VALUES (12, 'cid', 200, '2025-01-02 10:00+00');
+SELECT is((SELECT tier FROM loyalty.members WHERE member_key = 'cid'), 'Silver', 'cid reaches Silver');
+SELECT loyalty.set_tier('cid', 'Base', reason => 'by hand') \g /dev/null
+CREATE TEMP TABLE saved2 AS SELECT * FROM torders;
+CREATE TEMP TABLE history_before AS SELECT count(*) AS n FROM loyalty.tier_history;
+TRUNCATE torders;
+INSERT INTO torders SELECT * FROM saved2 ORDER BY id;
+SELECT is((SELECT row(tier, (SELECT count(*) FROM loyalty.tier_history) - (SELECT n FROM history_before))::text
+             FROM loyalty.members WHERE member_key = 'cid'),
+          row('Base', 0)::text, 'orders inserted again, all refused: no upgrade, no tier_history row');
 
 SELECT * FROM finish();
 ROLLBACK;
