@@ -108,7 +108,6 @@ typedef struct MemberState
 	Activity   *activity;
 	char	   *locked_tier;	/* the tier before this statement */
 	bool		replayed;		/* some of its purchases were awarded before */
-	bool		times_reset;	/* times_from_inserted() started over */
 	bool		any_went_in;	/* with replayed: some of its rows went in */
 	/* upgrades this statement qualified for, written once the awards are in */
 	int			nups;
@@ -133,16 +132,16 @@ typedef struct MemberState
 } MemberState;
 
 /*
- * Award rows (kind earn or pending, with a track_id) conflict only on
- * ledger_purchase_award: name it, so that no other unique index is probed.
- */
-/*
  * The ledger rows of a statement, passed as parallel arrays ($3 .. $9) and
  * unnested in the select list (ProjectSet): unnest() in FROM would be a
  * function scan, which first copies every row into a tuplestore.
  */
 #define UNNEST_ROWS "unnest($3), unnest($4), unnest($5), unnest($6), unnest($7), unnest($8), unnest($9)"
 
+/*
+ * Award rows (kind earn or pending, with a track_id) conflict only on
+ * ledger_purchase_award: name it, so that no other unique index is probed.
+ */
 #define AWARD_CONFLICT "ON CONFLICT (track_id, reference)" \
 	" WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending') DO NOTHING"
 
@@ -453,7 +452,8 @@ references_unique(Relation rel, TrackCols *tc)
 
 static void update_one(MemberState *m, TrackCols *tc);
 static void uncount_row(ProgramConf *prog, MemberState *m, PendingRows *rows, int i);
-static void times_from_inserted(MemberState *members, PendingRows *rows, const bool *went_in);
+static void times_from_inserted(MemberState *members, int nmembers, PendingRows *rows,
+								const bool *went_in);
 static void settle_due(MemberState *m, TimestampTz at);
 static void settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases,
 							MemberState *members);
@@ -1226,7 +1226,7 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 				uncount_row(prog, m, rows, i);
 		}
 		/* one customer: rows->member[i] is 0, m is that member */
-		times_from_inserted(m, rows, went_in);
+		times_from_inserted(m, 1, rows, went_in);
 		update_one(m, tc);
 	}
 }
@@ -1361,19 +1361,17 @@ count_activity(ProgramConf *prog, MemberState *m, Numeric amount, int sign, int6
  * whether rows[i] went in; every row of the statement is passed.
  */
 static void
-times_from_inserted(MemberState *members, PendingRows *rows, const bool *went_in)
+times_from_inserted(MemberState *members, int nmembers, PendingRows *rows, const bool *went_in)
 {
-	for (int i = 0; i < rows->n; i++)
+	for (int i = 0; i < nmembers; i++)
 	{
-		MemberState *m = &members[rows->member[i]];
+		MemberState *m = &members[i];
 
-		if (m->replayed && !m->times_reset)
-		{
-			m->had_purchase = m->locked_had_purchase;
-			m->first_purchase_at = m->locked_first_purchase_at;
-			m->last_activity_at = m->locked_last_activity_at;
-			m->times_reset = true;
-		}
+		if (!m->replayed)
+			continue;
+		m->had_purchase = m->locked_had_purchase;
+		m->first_purchase_at = m->locked_first_purchase_at;
+		m->last_activity_at = m->locked_last_activity_at;
 	}
 	for (int i = 0; i < rows->n; i++)
 	{
@@ -1466,21 +1464,18 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 
 	/* 2. one member state per customer, locked in id order */
 	qsort(purchases, npurchases, sizeof(Purchase), purchase_cmp);
-	/* a bulk load has ~10 purchases per customer: size the array by customers */
-	nmembers = 1;
-	for (int i = 1; i < npurchases; i++)
-		if (strcmp(purchases[i - 1].member_key, purchases[i].member_key) != 0)
-			nmembers++;
-	members = palloc0(sizeof(MemberState) * nmembers);
-	nmembers = 0;
 	for (int i = 0; i < npurchases; i++)
 	{
-		if (nmembers == 0 || strcmp(members[nmembers - 1].key, purchases[i].member_key) != 0)
-		{
-			members[nmembers].key = purchases[i].member_key;
-			members[nmembers++].key_hash = purchases[i].key_hash;
-		}
+		if (i == 0 || strcmp(purchases[i - 1].member_key, purchases[i].member_key) != 0)
+			nmembers++;
 		purchases[i].member = nmembers - 1;
+	}
+	/* a bulk load has ~10 purchases per customer: one state per customer */
+	members = palloc0(sizeof(MemberState) * nmembers);
+	for (int i = 0; i < npurchases; i++)
+	{
+		members[purchases[i].member].key = purchases[i].member_key;
+		members[purchases[i].member].key_hash = purchases[i].key_hash;
 	}
 	lock_members(&tc, prog->auto_enroll, members, nmembers);
 	settle_inactive(prog, purchases, npurchases, members);
@@ -1586,7 +1581,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 			m->dirty = true;
 		}
 	}
-	times_from_inserted(members, &rows, went_in);
+	times_from_inserted(members, nmembers, &rows, went_in);
 
 	/* 5. new balances, then the tier upgrades they reached */
 	members_update(&tc, members, nmembers);
