@@ -179,6 +179,9 @@ numeric_compare(Numeric a, Numeric b)
 int64
 activity_spend_from_numeric(Numeric amount)
 {
+	static Numeric spend_scale = NULL,
+				spend_min = NULL,
+				spend_max = NULL;
 	Datum		scaled;
 
 	if (numeric_is_nan(amount))
@@ -190,11 +193,20 @@ activity_spend_from_numeric(Numeric amount)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("spend out of range for loyalty.activity"),
 				 errdetail("Spend must be finite.")));
-	scaled = DirectFunctionCall2(numeric_mul, NumericGetDatum(amount),
-								 NumericGetDatum(int64_to_numeric(10000)));
+	/* the constants once per backend: a bulk load converts every purchase */
+	if (spend_scale == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		spend_min = int64_to_numeric(PG_INT64_MIN);
+		spend_max = int64_to_numeric(PG_INT64_MAX);
+		spend_scale = int64_to_numeric(10000);	/* 10^ACTIVITY_SPEND_SCALE */
+		MemoryContextSwitchTo(old);
+	}
+	scaled = DirectFunctionCall2(numeric_mul, NumericGetDatum(amount), NumericGetDatum(spend_scale));
 	scaled = DirectFunctionCall2(numeric_round, scaled, Int32GetDatum(0));
-	if (numeric_compare(DatumGetNumeric(scaled), int64_to_numeric(PG_INT64_MIN)) < 0 ||
-		numeric_compare(DatumGetNumeric(scaled), int64_to_numeric(PG_INT64_MAX)) > 0)
+	if (numeric_compare(DatumGetNumeric(scaled), spend_min) < 0 ||
+		numeric_compare(DatumGetNumeric(scaled), spend_max) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("spend out of range for loyalty.activity"),

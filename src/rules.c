@@ -411,11 +411,19 @@ round_points(ProgramConf *prog, Numeric value)
 int64
 loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *f)
 {
+	static Numeric zero = NULL;
 	LocalTime	lt = {0};
 	Numeric		value;
 	int64		points;
 
-	if (numeric_cmp_values(f->amount, int64_to_numeric(0)) <= 0)
+	if (zero == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		zero = int64_to_numeric(0);
+		MemoryContextSwitchTo(old);
+	}
+	if (numeric_cmp_values(f->amount, zero) <= 0)
 		return 0;
 	for (int i = 0; i < prog->nrules; i++)
 	{
