@@ -2279,6 +2279,10 @@ BEGIN
 
 	a.balance := loyalty._settle(a, now());
 	PERFORM loyalty._need_points(a, points, initcap(what));
+	-- the receiver's releases and expiries are written before the credit, as
+	-- they are applied before it: replayed in id order, the ledger must give
+	-- the stored lots (a release pays debt before the credit would)
+	b.balance := loyalty._settle(b, now());
 	s := loyalty.lots_spend(a.balance, points, now());
 	debit := loyalty._append(p, a.id, 'transfer', -points, s.drawn, reference,
 							 format('%s to %s', what, b.member_key), now());
@@ -2288,7 +2292,7 @@ BEGIN
 	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
 	 WHERE id = a.id;
 	UPDATE loyalty.members
-	   SET balance = loyalty.lots_merge(loyalty._settle(b, now()), s.drawn),
+	   SET balance = loyalty.lots_merge(b.balance, s.drawn),
 		   last_activity_at = greatest(last_activity_at, now())
 	 WHERE id = b.id;
 	RETURN NEXT debit;

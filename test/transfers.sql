@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(39);
+SELECT plan(44);
 
 \ir lib/error_text.psql
 
@@ -107,6 +107,42 @@ UPDATE loyalty.causes SET active = false;
 SELECT throws_ok($$SELECT loyalty.donate('ann', 'redcross', 5, 'd2')$$, 'LY016',
 	'member "redcross" is not an active cause account', 'an inactive cause takes no donations');
 SELECT is((SELECT count(*) FROM loyalty.transfer('ann', 'redcross', 5, 'd2')), 2::bigint, 'a plain transfer to it still works');
+------------------------------------------------------------------------------
+-- a receiver with debt and a pending lot that fell due since it was last
+-- written: the release comes first, in the balance and in the ledger (the
+-- ledger replayed in id order must give the stored lots)
+------------------------------------------------------------------------------
+CREATE TABLE sales (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('sales', 'customer', 'total', 'at') IS NOT NULL;
+INSERT INTO sales VALUES (1, 'dee', 50, now() - interval '30 days');
+SELECT loyalty.redeem('dee', 50) IS NOT NULL;
+DELETE FROM sales WHERE id = 1;
+-- 80 points earned two days ago, pending until a second ago: what an earlier
+-- transaction wrote, untouched since (the ledger entry and the balance as
+-- earn() writes them; a test's now() does not move)
+WITH e AS (
+	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at, recorded_at)
+	SELECT m.program_id, m.id, 'pending', 80,
+		   loyalty.lots_add_pending('{}', 80, now() - interval '1 second', now() + interval '1 year'),
+		   now() - interval '2 days', now() - interval '2 days'
+	  FROM loyalty.members m WHERE m.member_key = 'dee' AND m.program_id = (SELECT id FROM loyalty.programs WHERE code = 'shop')
+	RETURNING member_id, lots)
+UPDATE loyalty.members m SET balance = loyalty.lots_merge(m.balance, e.lots) FROM e WHERE m.id = e.member_id;
+SELECT is(loyalty.lots_debt((SELECT balance FROM loyalty.members WHERE member_key = 'dee' AND program_id = 1)), 50::bigint,
+	'dee owes 50 points (a refund after spending) and has 80 points due for release');
+SELECT is((SELECT count(*) FROM loyalty.transfer('ann', 'dee', 30, 'to-dee')), 2::bigint, 'ann transfers 30 to dee');
+SELECT is(loyalty.balance('dee'), 60::bigint, 'dee: the release pays the debt, the 30 transferred stay: 60 points');
+SELECT is((SELECT loyalty.replay(e.lots, CASE WHEN e.kind = 'release' THEN 'release'
+											  WHEN e.points < 0 THEN 'debit' ELSE 'credit' END ORDER BY e.id)::text
+			 FROM loyalty.ledger e JOIN loyalty.members m ON m.id = e.member_id
+			WHERE m.member_key = 'dee' AND m.program_id = 1),
+	(SELECT balance::text FROM loyalty.members WHERE member_key = 'dee' AND program_id = 1),
+	'dee''s ledger replayed in write order gives the stored lots (the release is written before the transfer)');
+SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'dee' AND program_id = 1),
+	loyalty.lots_add(loyalty.lots_add('{}', 30, now() + interval '1 year'), 30,
+					 now() - interval '10 days' + interval '1 year')::text,
+	'dee keeps 30 of the released lot (80 less the debt of 50) and ann''s 30 with their expiry');
+
 SELECT ok(EXISTS (SELECT FROM loyalty.statement('bob') WHERE kind = 'transfer' AND reference = 't1'), 'transfers appear in the statement');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds every balance in line with the ledger');
 
