@@ -120,6 +120,17 @@ CREATE AGGREGATE loyalty.replay(loyalty.lots, text) (
 	INITCOND = '{}',
 	PARALLEL = SAFE
 );
+-- The same for verify(): NULL instead of an error when an entry removes lots
+-- that the replayed state does not hold
+CREATE FUNCTION loyalty._lots_apply_checked(state loyalty.lots, delta loyalty.lots, op text)
+	RETURNS loyalty.lots
+	AS 'MODULE_PATHNAME', 'lots_apply_checked' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE AGGREGATE loyalty._replay_checked(loyalty.lots, text) (
+	SFUNC = loyalty._lots_apply_checked,
+	STYPE = loyalty.lots,
+	INITCOND = '{}',
+	PARALLEL = SAFE
+);
 
 ------------------------------------------------------------------------------
 -- The activity type: purchase activity in calendar-month buckets
@@ -1130,6 +1141,27 @@ AS $$
 	  LEFT JOIN sums ON sums.member_id = m.id
 	 WHERE coalesce(sums.s, 0) <> loyalty.lots_total(m.balance)
 	UNION ALL
+	-- which lots, not only how many points: the ledger replayed in the order
+	-- it was written (ids are taken under the member's lock) must give the
+	-- stored lots
+	SELECT m.id, p.code, m.member_key, coalesce(sums.s, 0)::bigint,
+		   loyalty.lots_total(m.balance),
+		   CASE WHEN r.replayed IS NULL
+				THEN 'the ledger replayed in write order removes lots the member did not hold'
+				ELSE 'stored lots differ from the ledger replayed in write order' END
+	  FROM loyalty.members m
+	  JOIN loyalty.programs p ON p.id = m.program_id
+	  LEFT JOIN sums ON sums.member_id = m.id
+	  LEFT JOIN (SELECT l.member_id,
+						loyalty._replay_checked(l.lots, CASE WHEN l.kind = 'release' THEN 'release'
+															 WHEN l.points < 0 THEN 'debit'
+															 ELSE 'credit' END
+												ORDER BY l.id) AS replayed
+				   FROM loyalty.ledger l GROUP BY l.member_id) r ON r.member_id = m.id
+	 WHERE coalesce(sums.s, 0) = loyalty.lots_total(m.balance)
+	   AND CASE WHEN r.member_id IS NULL THEN m.balance OPERATOR(loyalty.<>) '{}'
+				ELSE r.replayed IS NULL OR r.replayed OPERATOR(loyalty.<>) m.balance END
+	UNION ALL
 	SELECT sums.member_id, NULL, NULL, sums.s::bigint, NULL,
 		   'ledger entries for a member that does not exist'
 	  FROM sums
@@ -1156,7 +1188,7 @@ AS $$
 	ORDER BY 1
 $$;
 COMMENT ON FUNCTION loyalty.verify() IS
-	'rows for every member whose balance differs from the sum of its ledger entries';
+	'rows for every member whose stored lots differ from its ledger (total, or the ledger replayed in write order), and for ledger entries that point nowhere';
 
 ------------------------------------------------------------------------------
 -- Automatic accrual from the application's purchases table (src/purchases.c)

@@ -514,10 +514,16 @@ balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pend
 	return b;
 }
 
-/* Remove exactly the given lots; they must be there. */
-void
-balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
+/*
+ * The first lot (*pending false) or pending lot (*pending true) of other that
+ * buf does not hold, as its index in other; -1 when buf holds them all.
+ * Lots are unique by expiry and pending lots by (release, expiry), so each is
+ * checked on its own.
+ */
+static int
+first_missing(const BalanceBuf *buf, const BalanceBuf *other, bool *pending)
 {
+	*pending = false;
 	for (int j = 0; j < other->nlots; j++)
 	{
 		const BalanceLot *o = &other->lots[j];
@@ -525,16 +531,9 @@ balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
 
 		if (i >= buf->nlots || buf->lots[i].expires != o->expires ||
 			buf->lots[i].points < o->points)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOYALTY_INCONSISTENT_LOTS),
-					 errmsg("balance does not hold the lots being removed"),
-					 errdetail("%lld points expiring at %s are missing.",
-							   (long long) o->points, timestamptz_to_str(o->expires))));
-		buf->lots[i].points -= o->points;
-		buf->sum -= o->points;
-		if (buf->lots[i].points == 0)
-			remove_lot(buf, i);
+			return j;
 	}
+	*pending = true;
 	for (int j = 0; j < other->npending; j++)
 	{
 		const PendingLot *o = &other->pending[j];
@@ -544,11 +543,55 @@ balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
 			pending_cmp(buf->pending[i].release, buf->pending[i].expires,
 						o->release, o->expires) != 0 ||
 			buf->pending[i].points < o->points)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOYALTY_INCONSISTENT_LOTS),
-					 errmsg("balance does not hold the pending lots being removed"),
-					 errdetail("%lld points pending until %s are missing.",
-							   (long long) o->points, timestamptz_to_str(o->release))));
+			return j;
+	}
+	return -1;
+}
+
+/* whether balbuf_subtract(buf, other) would succeed */
+bool
+balbuf_holds(const BalanceBuf *buf, const BalanceBuf *other)
+{
+	bool		pending;
+
+	return first_missing(buf, other, &pending) < 0;
+}
+
+/* Remove exactly the given lots; they must be there (LY006 otherwise). */
+void
+balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
+{
+	bool		pending;
+	int			missing = first_missing(buf, other, &pending);
+
+	if (missing >= 0 && !pending)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOYALTY_INCONSISTENT_LOTS),
+				 errmsg("balance does not hold the lots being removed"),
+				 errdetail("%lld points expiring at %s are missing.",
+						   (long long) other->lots[missing].points,
+						   timestamptz_to_str(other->lots[missing].expires))));
+	if (missing >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOYALTY_INCONSISTENT_LOTS),
+				 errmsg("balance does not hold the pending lots being removed"),
+				 errdetail("%lld points pending until %s are missing.",
+						   (long long) other->pending[missing].points,
+						   timestamptz_to_str(other->pending[missing].release))));
+	for (int j = 0; j < other->nlots; j++)
+	{
+		int			i = lot_search(buf, other->lots[j].expires);
+
+		buf->lots[i].points -= other->lots[j].points;
+		buf->sum -= other->lots[j].points;
+		if (buf->lots[i].points == 0)
+			remove_lot(buf, i);
+	}
+	for (int j = 0; j < other->npending; j++)
+	{
+		const PendingLot *o = &other->pending[j];
+		int			i = pending_search(buf, o->release, o->expires);
+
 		buf->pending[i].points -= o->points;
 		buf->sum -= o->points;
 		if (buf->pending[i].points == 0)

@@ -83,6 +83,7 @@ extern void balbuf_merge(BalanceBuf *buf, const BalanceBuf *other);
 extern void balbuf_merge_balance(BalanceBuf *buf, const Balance *other);
 extern Balance *balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pending);
 extern void balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other);
+extern bool balbuf_holds(const BalanceBuf *buf, const BalanceBuf *other);
 
 extern int64 balbuf_available(const BalanceBuf *buf, TimestampTz as_of);
 extern int64 balbuf_pending(const BalanceBuf *buf, TimestampTz as_of);

@@ -26,6 +26,7 @@ PG_FUNCTION_INFO_V1(lots_settlement);
 PG_FUNCTION_INFO_V1(lots_merge);
 PG_FUNCTION_INFO_V1(lots_subtract);
 PG_FUNCTION_INFO_V1(lots_apply);
+PG_FUNCTION_INFO_V1(lots_apply_checked);
 PG_FUNCTION_INFO_V1(lots_available);
 PG_FUNCTION_INFO_V1(lots_pending);
 PG_FUNCTION_INFO_V1(lots_expiring);
@@ -177,16 +178,52 @@ lots_subtract(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Apply one ledger entry to state: op is 'credit' (lots added), 'debit' (lots
+ * removed) or 'release' (pending lots become usable).  With checked, a debit
+ * or release of lots that state does not hold returns false and leaves state
+ * as it was; otherwise that is error LY006.
+ */
+static bool
+apply_entry(BalanceBuf *state, BalanceBuf *delta, const char *op, bool checked)
+{
+	if (strcmp(op, "credit") == 0)
+		balbuf_merge(state, delta);
+	else if (strcmp(op, "debit") == 0)
+	{
+		if (checked && !balbuf_holds(state, delta))
+			return false;
+		balbuf_subtract(state, delta);
+	}
+	else if (strcmp(op, "release") == 0)
+	{
+		/* the released pending lots leave pending and arrive as lots */
+		BalanceBuf	pend = *delta;
+
+		pend.nlots = 0;
+		pend.debt = 0;
+		if (checked && !balbuf_holds(state, &pend))
+			return false;
+		balbuf_subtract(state, &pend);
+		for (int i = 0; i < delta->npending; i++)
+			balbuf_add_lot(state, delta->pending[i].points, delta->pending[i].expires);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown replay operation \"%s\"", op),
+				 errhint("Use credit, debit or release.")));
+	return true;
+}
+
+/*
  * Replay one ledger entry: the transition function of loyalty.replay().
- * op is 'credit' (lots added), 'debit' (lots removed) or 'release'
- * (pending lots become usable).  A NULL state is an empty balance.
+ * A NULL state is an empty balance.
  */
 Datum
 lots_apply(PG_FUNCTION_ARGS)
 {
 	BalanceBuf	state,
 				delta;
-	char	   *op;
 
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -199,27 +236,26 @@ lots_apply(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
 	load(&delta, PG_GETARG_DATUM(1));
-	op = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (strcmp(op, "credit") == 0)
-		balbuf_merge(&state, &delta);
-	else if (strcmp(op, "debit") == 0)
-		balbuf_subtract(&state, &delta);
-	else if (strcmp(op, "release") == 0)
-	{
-		/* the released pending lots leave pending and arrive as lots */
-		BalanceBuf	pend = delta;
+	apply_entry(&state, &delta, text_to_cstring(PG_GETARG_TEXT_PP(2)), false);
+	PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
+}
 
-		pend.nlots = 0;
-		pend.debt = 0;
-		balbuf_subtract(&state, &pend);
-		for (int i = 0; i < delta.npending; i++)
-			balbuf_add_lot(&state, delta.pending[i].points, delta.pending[i].expires);
-	}
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown replay operation \"%s\"", op),
-				 errhint("Use credit, debit or release.")));
+/*
+ * The transition function of loyalty._replay_checked(), for verify(): as
+ * lots_apply, but NULL (which then stays NULL: the function is strict) where
+ * the entry removes lots the replayed state does not hold, instead of an
+ * error that would end verify() at the first such member.
+ */
+Datum
+lots_apply_checked(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	state,
+				delta;
+
+	load(&state, PG_GETARG_DATUM(0));
+	load(&delta, PG_GETARG_DATUM(1));
+	if (!apply_entry(&state, &delta, text_to_cstring(PG_GETARG_TEXT_PP(2)), true))
+		PG_RETURN_NULL();
 	PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
 }
 

@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(31);
+SELECT plan(35);
 
 -- "SQLSTATE: message / detail" of the error a statement raises
 CREATE FUNCTION pg_temp.error_of(q text) RETURNS text
@@ -176,6 +176,35 @@ SELECT (SELECT id FROM loyalty.programs WHERE code = 'month'), member_id, 'adjus
   FROM snapshot WHERE reference = 's-1';
 SELECT is((SELECT count(*) FROM loyalty.verify() WHERE member_key = 'sam' AND problem ~ '^ledger entry \d+ names program'),
 		  1::bigint, 'verify() reports an entry filed under another program than its member''s');
+
+------------------------------------------------------------------------------
+-- verify() checks which lots, not only how many points: the ledger replayed
+-- in write order must give the stored lots
+------------------------------------------------------------------------------
+SELECT loyalty.enroll('vic') IS NOT NULL;
+SELECT loyalty.earn('vic', 30, 'v-1', '2025-01-10 00:00:00+00') IS NOT NULL;
+SELECT loyalty.earn('vic', 20, 'v-2', '2025-03-10 00:00:00+00') IS NOT NULL;
+SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'vic'$$, 'vic is in line with the ledger');
+CREATE TEMP TABLE vic AS SELECT id, balance FROM loyalty.members WHERE member_key = 'vic';
+-- the same 50 points in other lots (the ledger's never expire)
+UPDATE loyalty.members
+   SET balance = loyalty.lots_add(loyalty.lots_add('{}', 25, '2030-01-01 00:00:00+00'), 25, 'infinity')
+ WHERE member_key = 'vic';
+SELECT results_eq($$SELECT problem, ledger_sum, balance_total FROM loyalty.verify() WHERE member_key = 'vic'$$,
+	$$VALUES ('stored lots differ from the ledger replayed in write order', 50::bigint, 50::bigint)$$,
+	'verify() reports stored lots with the right total but the wrong split');
+UPDATE loyalty.members m SET balance = vic.balance FROM vic WHERE m.id = vic.id;
+SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'vic'$$, 'and nothing once they are back');
+-- a debit of a lot the member never held, with a credit that makes the sums agree
+INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
+SELECT m.program_id, m.id, k, p, l::loyalty.lots, now()
+  FROM loyalty.members m,
+	   (VALUES (1, 'adjust', 5, '{5 until 2031-01-01 00:00:00+00}'),
+			   (2, 'redeem', -5, '{5 until 2032-01-01 00:00:00+00}')) v(n, k, p, l)
+ WHERE m.member_key = 'vic' ORDER BY v.n;
+SELECT results_eq($$SELECT problem FROM loyalty.verify() WHERE member_key = 'vic'$$,
+	$$VALUES ('the ledger replayed in write order removes lots the member did not hold')$$,
+	'verify() reports a debit of lots the replayed ledger does not hold, without an error');
 
 SELECT * FROM finish();
 ROLLBACK;
