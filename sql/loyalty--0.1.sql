@@ -1392,6 +1392,12 @@ AS $$
 	-- lots_settlement is called in the select list and its arrays unnested
 	-- there (ProjectSet): as a LATERAL function scan, each call would fill
 	-- and free a tuplestore of its own, which cost about a seventh of the time.
+	-- It must stay in the select list for correctness too: when a member was
+	-- updated and committed after this statement's snapshot, FOR UPDATE locks
+	-- the new row version and EvalPlanQual recomputes the select list from
+	-- it, but a LATERAL function scan would hand back its result for the old
+	-- version, and the UPDATE below would undo the other transaction's change
+	-- (a lost purchase award: docs/reliability.md, bugs found).
 	WITH settled AS MATERIALIZED (
 		SELECT m.id, m.program_id, loyalty.lots_settlement(m.balance, as_of) AS s
 		  FROM loyalty.members m
