@@ -1133,20 +1133,14 @@ AS $$
 	WITH sums AS (
 		SELECT l.member_id, sum(l.points) AS s FROM loyalty.ledger l GROUP BY l.member_id
 	)
+	-- per member: the total, and which lots (the ledger replayed in the order
+	-- it was written, ids being taken under the member's lock, must give the
+	-- stored lots); a wrong total is the one problem reported
 	SELECT m.id, p.code, m.member_key, coalesce(sums.s, 0)::bigint,
 		   loyalty.lots_total(m.balance),
-		   'balance total differs from the sum of the ledger'
-	  FROM loyalty.members m
-	  JOIN loyalty.programs p ON p.id = m.program_id
-	  LEFT JOIN sums ON sums.member_id = m.id
-	 WHERE coalesce(sums.s, 0) <> loyalty.lots_total(m.balance)
-	UNION ALL
-	-- which lots, not only how many points: the ledger replayed in the order
-	-- it was written (ids are taken under the member's lock) must give the
-	-- stored lots
-	SELECT m.id, p.code, m.member_key, coalesce(sums.s, 0)::bigint,
-		   loyalty.lots_total(m.balance),
-		   CASE WHEN r.replayed IS NULL
+		   CASE WHEN coalesce(sums.s, 0) <> loyalty.lots_total(m.balance)
+				THEN 'balance total differs from the sum of the ledger'
+				WHEN r.replayed IS NULL
 				THEN 'the ledger replayed in write order removes lots the member did not hold'
 				ELSE 'stored lots differ from the ledger replayed in write order' END
 	  FROM loyalty.members m
@@ -1158,8 +1152,8 @@ AS $$
 															 ELSE 'credit' END
 												ORDER BY l.id) AS replayed
 				   FROM loyalty.ledger l GROUP BY l.member_id) r ON r.member_id = m.id
-	 WHERE coalesce(sums.s, 0) = loyalty.lots_total(m.balance)
-	   AND CASE WHEN r.member_id IS NULL THEN m.balance OPERATOR(loyalty.<>) '{}'
+	 WHERE coalesce(sums.s, 0) <> loyalty.lots_total(m.balance)
+		OR CASE WHEN r.member_id IS NULL THEN m.balance OPERATOR(loyalty.<>) '{}'
 				ELSE r.replayed IS NULL OR r.replayed OPERATOR(loyalty.<>) m.balance END
 	UNION ALL
 	SELECT sums.member_id, NULL, NULL, sums.s::bigint, NULL,
