@@ -174,6 +174,8 @@ loyalty_maintenance_worker(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(shared->database, shared->role, 0);
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+	/* not the role's or database's default: nothing of another schema is found */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 	/*
 	 * Rows locked by others are skipped, but a table lock is waited for.  If
 	 * the caller holds one that conflicts (LOCK TABLE, ALTER TABLE in its
@@ -215,6 +217,30 @@ loyalty_maintenance_worker(Datum main_arg)
 
 	dsm_detach(segment);
 	proc_exit(0);
+}
+
+/* the workers a caller started, for stopping them when it ends early */
+typedef struct StartedWorkers
+{
+	MaintShared *shared;
+	BackgroundWorkerHandle **handles;
+	int			started;
+} StartedWorkers;
+
+/*
+ * The caller was cancelled, failed, or is exiting (pg_terminate_backend):
+ * stop the workers, which would otherwise go on alone.  Runs both as an
+ * error cleanup and, for an exit, before the caller leaves shared memory.
+ */
+static void
+stop_workers(int code, Datum arg)
+{
+	StartedWorkers *w = (StartedWorkers *) DatumGetPointer(arg);
+
+	(void) code;
+	pg_atomic_write_u32(&w->shared->stop, 1);
+	for (int i = 0; i < w->started; i++)
+		TerminateBackgroundWorker(w->handles[i]);
 }
 
 /* the smallest and largest member id; false when there are no members */
@@ -260,8 +286,7 @@ maintain_parallel(PG_FUNCTION_ARGS)
 				max_id = 0;
 	dsm_segment *segment;
 	MaintShared *shared;
-	BackgroundWorkerHandle **handles;
-	volatile int started = 0;
+	StartedWorkers *w;
 	TupleDesc	tupdesc;
 	Datum		result[4];
 	bool		nulls[4] = {false, false, false, false};
@@ -326,8 +351,10 @@ maintain_parallel(PG_FUNCTION_ARGS)
 	pg_atomic_init_u32(&shared->stop, 0);
 	SpinLockInit(&shared->mutex);
 
-	handles = palloc0(sizeof(BackgroundWorkerHandle *) * workers);
-	PG_TRY();
+	w = palloc0(sizeof(StartedWorkers));
+	w->shared = shared;
+	w->handles = palloc0(sizeof(BackgroundWorkerHandle *) * workers);
+	PG_ENSURE_ERROR_CLEANUP(stop_workers, PointerGetDatum(w));
 	{
 		BackgroundWorker worker;
 
@@ -343,30 +370,22 @@ maintain_parallel(PG_FUNCTION_ARGS)
 		worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
 		worker.bgw_notify_pid = MyProcPid;
 
-		for (started = 0; started < workers; started++)
-			if (!RegisterDynamicBackgroundWorker(&worker, &handles[started]))
+		for (w->started = 0; w->started < workers; w->started++)
+			if (!RegisterDynamicBackgroundWorker(&worker, &w->handles[w->started]))
 				break;
-		if (started == 0)
+		if (w->started == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("could not start a background worker for maintenance"),
 					 errdetail("All max_worker_processes (%d) slots are in use.", max_worker_processes),
 					 errhint("Raise max_worker_processes, or pass workers => 0.")));
-		for (int i = 0; i < started; i++)
-			if (WaitForBackgroundWorkerShutdown(handles[i]) == BGWH_POSTMASTER_DIED)
+		for (int i = 0; i < w->started; i++)
+			if (WaitForBackgroundWorkerShutdown(w->handles[i]) == BGWH_POSTMASTER_DIED)
 				ereport(FATAL,
 						(errcode(ERRCODE_ADMIN_SHUTDOWN),
 						 errmsg("postmaster exited during maintenance")));
 	}
-	PG_CATCH();
-	{
-		/* cancelled while waiting: stop the workers, which would go on alone */
-		pg_atomic_write_u32(&shared->stop, 1);
-		for (int i = 0; i < started; i++)
-			TerminateBackgroundWorker(handles[i]);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	PG_END_ENSURE_ERROR_CLEANUP(stop_workers, PointerGetDatum(w));
 
 	if (shared->failed)
 		ereport(ERROR,
@@ -374,11 +393,11 @@ maintain_parallel(PG_FUNCTION_ARGS)
 				 errmsg("%s", shared->message),
 				 shared->detail[0] ? errdetail("%s", shared->detail) : 0,
 				 errcontext("loyalty maintenance worker; batches it and the other workers committed before the error stay written")));
-	if (shared->finished != started)
+	if (shared->finished != w->started)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("%d of %d maintenance workers stopped before the end",
-						started - shared->finished, started),
+						w->started - shared->finished, w->started),
 				 errhint("See the server log. Members left due are settled by the next run.")));
 
 	/*

@@ -9,7 +9,7 @@ SET client_min_messages = warning;
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT plan(26);
+SELECT plan(31);
 
 \set db loyalty_workers
 \ir dblink_sessions.psql
@@ -198,6 +198,50 @@ SELECT throws_ok($$SELECT * FROM dblink('b', 'SELECT * FROM loyalty.run_maintena
                  'workers are refused in a read-only transaction: they would write what it may not');
 \o /dev/null
 SELECT dblink_exec('b', 'ROLLBACK');
+\o
+
+-- a caller terminated with pg_terminate_backend stops its workers, as a
+-- cancelled one does: 200 members due, the worker made to wait for the
+-- ledger (session c holds it), the caller terminated, the ledger let go
+\o /dev/null
+SELECT dblink_exec('s', $$CALL public.add_members('k', 200, 1000000)$$);
+SELECT dblink_exec('c', 'BEGIN; LOCK TABLE loyalty.ledger IN SHARE MODE');
+SELECT pid AS caller_pid FROM dblink('b', 'SELECT pg_backend_pid()') AS t(pid int) \gset
+SELECT dblink_exec('b', $$SET lock_timeout = '60s'$$);
+SELECT dblink_send_query('b', $$SELECT * FROM loyalty.run_maintenance('2025-07-01', batch_size => 10, workers => 1)$$);
+\o
+-- true once the query returns true (polled for up to 10 s)
+CREATE FUNCTION pg_temp.eventually(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE r boolean;
+BEGIN
+    FOR i IN 1 .. 1000 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXECUTE q INTO r;
+        IF r THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT ok(pg_temp.eventually($$SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'loyalty maintenance'
+                                  AND datname = 'loyalty_workers' AND wait_event_type = 'Lock')$$),
+          'the worker waits for the ledger');
+SELECT ok(pg_terminate_backend(:caller_pid, 10000), 'the caller is terminated');
+\o /dev/null
+SELECT dblink_exec('c', 'ROLLBACK');
+\o
+SELECT ok(pg_temp.eventually($$SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'loyalty maintenance'
+                                  AND datname = 'loyalty_workers')$$),
+          'its worker is gone too');
+SELECT is((SELECT n FROM dblink('s', $$SELECT count(*) FROM loyalty.members
+                                       WHERE member_key LIKE 'k%' AND next_event_at <= '2025-07-01'$$)
+                  AS t(n bigint)),
+          200::bigint, 'the worker stopped at once: the 200 members it would have settled are still due');
+SELECT is((SELECT n FROM dblink('s', 'SELECT count(*) FROM loyalty.verify()') AS t(n bigint)),
+          0::bigint, 'verify() is clean after the terminated run');
+
+\o /dev/null
 SELECT dblink_disconnect('s'), dblink_disconnect('b'), dblink_disconnect('c');
 \o
 SELECT is(dblink_exec(:'conn' || ' dbname=postgres', 'DROP DATABASE loyalty_workers'), 'DROP DATABASE',
