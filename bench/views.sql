@@ -82,8 +82,7 @@ SELECT setval('loyalty.members_id_seq', :members);
 
 -- the orders table is tracked (after the load: its rows are in the ledger below)
 SELECT loyalty.track_purchases('orders', 'customer', 'amount', 'ordered_at') AS track \gset
-INSERT INTO loyalty.kpi_settings (program_id, customers_table, customer_key_column)
-VALUES (1, 'customers', 'key');
+SELECT loyalty.set_kpi_customers('customers', 'key') \g /dev/null
 
 INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at,
 							recorded_at, track_id)

@@ -439,7 +439,8 @@ CREATE INDEX tier_events_unhandled ON loyalty.tier_events (id) WHERE handled_at 
 
 CREATE TABLE loyalty.tracked_tables (
 	id				serial PRIMARY KEY,
-	table_name		regclass NOT NULL UNIQUE,
+	-- NULL once the table is dropped (the row stays: awards keep their link)
+	table_name		regclass UNIQUE,
 	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
 	member_column	name NOT NULL,
 	amount_column	name NOT NULL,
@@ -451,10 +452,15 @@ CREATE TABLE loyalty.tracked_tables (
 	category_column name,
 	store_column	name,
 	active			boolean NOT NULL DEFAULT true,
-	created_at		timestamptz NOT NULL DEFAULT now()
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	-- set by the event trigger loyalty_drop_guard when the table is dropped
+	dropped_name	text,
+	dropped_at		timestamptz,
+	CONSTRAINT dropped_tables_are_inactive
+		CHECK ((table_name IS NULL) = (dropped_at IS NOT NULL) AND (table_name IS NOT NULL OR NOT active))
 );
 COMMENT ON TABLE loyalty.tracked_tables IS
-	'application tables whose rows earn points; managed by track_purchases()/untrack_purchases()';
+	'application tables whose rows earn points; written only by track_purchases()/untrack_purchases()';
 
 CREATE DOMAIN loyalty.entry_kind AS text
 	CHECK (VALUE IN ('earn', 'pending', 'release', 'redeem', 'expire', 'adjust', 'reverse',
@@ -1198,30 +1204,23 @@ CREATE FUNCTION loyalty.purchase_change() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'loyalty_purchase_change' LANGUAGE C SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp;
 
-CREATE FUNCTION loyalty._column_type(tbl regclass, col name, what text) RETURNS oid
-	LANGUAGE plpgsql STABLE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t oid;
-BEGIN
-	IF col IS NULL THEN
-		RETURN NULL;
-	END IF;
-	SELECT atttypid INTO t FROM pg_attribute
-	 WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl
-			USING ERRCODE = '42703',
-				  DETAIL = format('It was given as the %s column.', what),
-				  HINT = format('Columns of %s: %s.', tbl,
-								(SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
-								   FROM pg_attribute
-								  WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped));
-	END IF;
-	RETURN t;
-END
-$$;
+-- Checks a purchases table and its columns against the calling role (its
+-- TRIGGER privilege on the table), then writes the tracked_tables row as
+-- the row's owner: the only way that row is written (src/app_tables.c).
+CREATE FUNCTION loyalty._tracked_table_save(tbl regclass, program_id integer, member_column name,
+											amount_column name, time_column name,
+											reference_columns name[], status_column name,
+											reversed_statuses text[], channel_column name,
+											category_column name, store_column name)
+	RETURNS integer
+	AS 'MODULE_PATHNAME', 'loyalty_tracked_table_save' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION loyalty._tracked_table_deactivate(tbl regclass) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'loyalty_tracked_table_deactivate' LANGUAGE C VOLATILE;
+
+-- Why a tracked table cannot be read as configured now (NULL: it can).
+CREATE FUNCTION loyalty._tracked_table_problem(track_id integer) RETURNS text
+	AS 'MODULE_PATHNAME', 'loyalty_tracked_table_problem' LANGUAGE C STABLE;
 
 CREATE FUNCTION loyalty._drop_triggers(tbl regclass) RETURNS void
 	LANGUAGE plpgsql
@@ -1256,72 +1255,16 @@ CREATE FUNCTION loyalty.track_purchases(
 AS $$
 DECLARE
 	p loyalty.programs := loyalty._program(program);
-	kind "char";
-	t oid;
-	c name;
-	refs name[] := reference_columns;
 	track_id integer;
 BEGIN
 	IF tbl IS NULL OR member_column IS NULL OR amount_column IS NULL THEN
 		RAISE EXCEPTION 'table, member column and amount column are required' USING ERRCODE = '22004';
 	END IF;
-	SELECT relkind INTO kind FROM pg_class WHERE oid = tbl;
-	IF kind NOT IN ('r', 'p') THEN
-		RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
-	END IF;
-	IF (SELECT relnamespace FROM pg_class WHERE oid = tbl) = 'loyalty'::regnamespace THEN
-		RAISE EXCEPTION 'loyalty''s own tables cannot be tracked' USING ERRCODE = '42809';
-	END IF;
-
-	PERFORM loyalty._column_type(tbl, member_column, 'member');
-	t := loyalty._column_type(tbl, amount_column, 'amount');
-	IF t NOT IN ('numeric'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype,
-				 'float4'::regtype, 'float8'::regtype) THEN
-		RAISE EXCEPTION 'amount column "%" has type %', amount_column, format_type(t, NULL)
-			USING ERRCODE = '42804',
-				  HINT = 'The amount must be numeric, an integer or a float type.';
-	END IF;
-	t := loyalty._column_type(tbl, time_column, 'purchase time');
-	IF t IS NOT NULL AND t NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
-		RAISE EXCEPTION 'purchase time column "%" has type %', time_column, format_type(t, NULL)
-			USING ERRCODE = '42804',
-				  HINT = 'Use timestamptz, timestamp (read in the program''s time zone) or date.';
-	END IF;
-	PERFORM loyalty._column_type(tbl, status_column, 'status');
-	PERFORM loyalty._column_type(tbl, channel_column, 'channel');
-	PERFORM loyalty._column_type(tbl, category_column, 'category');
-	PERFORM loyalty._column_type(tbl, store_column, 'store');
-
-	IF refs IS NULL THEN
-		SELECT array_agg(a.attname ORDER BY k.ord) INTO refs
-		  FROM pg_index i
-		  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-		  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-		 WHERE i.indrelid = tbl AND i.indisprimary;
-		IF refs IS NULL THEN
-			RAISE EXCEPTION 'table "%" has no primary key to identify purchases', tbl
-				USING ERRCODE = '42P10',
-					  HINT = 'Pass reference_columns => ''{order_id}''.';
-		END IF;
-	END IF;
-	FOREACH c IN ARRAY refs LOOP
-		PERFORM loyalty._column_type(tbl, c, 'reference');
-	END LOOP;
-
-	INSERT INTO loyalty.tracked_tables AS tt
-		(table_name, program_id, member_column, amount_column, time_column, reference_columns,
-		 status_column, reversed_statuses, channel_column, category_column, store_column, active)
-	VALUES (tbl, p.id, member_column, amount_column, time_column, refs, status_column,
-			coalesce(reversed_statuses, '{}'), channel_column, category_column, store_column, true)
-	ON CONFLICT (table_name) DO UPDATE
-		SET program_id = excluded.program_id, member_column = excluded.member_column,
-			amount_column = excluded.amount_column, time_column = excluded.time_column,
-			reference_columns = excluded.reference_columns, status_column = excluded.status_column,
-			reversed_statuses = excluded.reversed_statuses, channel_column = excluded.channel_column,
-			category_column = excluded.category_column, store_column = excluded.store_column,
-			active = true
-	RETURNING tt.id INTO track_id;
-
+	-- reference_columns NULL: the primary key's
+	track_id := loyalty._tracked_table_save(tbl, p.id, member_column, amount_column, time_column,
+											reference_columns, status_column,
+											coalesce(reversed_statuses, '{}'), channel_column,
+											category_column, store_column);
 	PERFORM loyalty._drop_triggers(tbl);
 	EXECUTE format('CREATE TRIGGER loyalty_purchase_insert AFTER INSERT ON %s'
 				   ' REFERENCING NEW TABLE AS loyalty_new_purchases'
@@ -1344,8 +1287,7 @@ BEGIN
 	PERFORM loyalty._drop_triggers(tbl);
 	-- the row stays (inactive): awards keep their link, and tracking again
 	-- reuses the id so that no purchase is awarded twice
-	UPDATE loyalty.tracked_tables SET active = false WHERE table_name = tbl AND active;
-	RETURN FOUND;
+	RETURN loyalty._tracked_table_deactivate(tbl);
 END
 $$;
 COMMENT ON FUNCTION loyalty.untrack_purchases(regclass) IS
@@ -2529,8 +2471,43 @@ CREATE TABLE loyalty.kpi_settings (
 		CHECK ((customers_table IS NULL) = (customer_key_column IS NULL))
 );
 COMMENT ON TABLE loyalty.kpi_settings IS
-	'per program: the application''s customers table and key column, and the KPI windows';
+	'per program: the application''s customers table and key column (set_kpi_customers()), and the KPI windows';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.kpi_settings', '');
+
+-- The customers table is named only through set_kpi_customers(), which
+-- checks it against the calling role (src/app_tables.c); the windows are
+-- plain columns.
+CREATE FUNCTION loyalty._kpi_customers_save(program_id integer, customers_table regclass,
+											key_column name)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'loyalty_kpi_customers_save' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION loyalty.set_kpi_customers(customers_table regclass, key_column name,
+										  program text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN loyalty._kpi_customers_save((loyalty._program(program)).id, customers_table, key_column);
+COMMENT ON FUNCTION loyalty.set_kpi_customers(regclass, name, text) IS
+	'name the application''s customers table and its key column for program_kpis() (NULL, NULL: none)';
+
+-- Why the program's customers table cannot be read now (NULL: it can, or none is set).
+CREATE FUNCTION loyalty._kpi_customers_problem(program_id integer) RETURNS text
+	AS 'MODULE_PATHNAME', 'loyalty_kpi_customers_problem' LANGUAGE C STABLE;
+
+-- The key of every row of the program's customers table, as text, read as
+-- the table's owner.  ROWS: a whole table, so that the join with members
+-- hashes instead of probing the index per customer (7 times slower at 500k).
+CREATE FUNCTION loyalty._customer_keys(program_id integer) RETURNS TABLE (key text)
+	AS 'MODULE_PATHNAME', 'loyalty_customer_keys' LANGUAGE C STABLE ROWS 1000000;
+
+-- (customer, purchase time on the program's wall clock) of a tracked
+-- table's purchases in [from_local, to_local), reversed statuses left out,
+-- read as the table's owner.
+CREATE FUNCTION loyalty._purchase_times(track_id integer, from_local timestamp,
+										to_local timestamp, time_zone text)
+	RETURNS TABLE (customer text, local_time timestamp)
+	AS 'MODULE_PATHNAME', 'loyalty_purchase_times' LANGUAGE C STABLE ROWS 1000000;
 
 -- Each member's lots as of now(), with an inactivity expiry that is due but
 -- not yet written applied (as member_lots() does).  The base of the views.
@@ -2574,7 +2551,7 @@ SELECT l.id, p.code AS program_code, m.member_key, l.kind::text AS kind, l.point
 	   l.effective_at, l.recorded_at, l.reference, l.reason,
 	   -- the latest expiry among the lots moved; NULL for points that never expire
 	   nullif((SELECT max(e.expires_at) FROM loyalty.lots_entries(l.lots) e), 'infinity') AS expires_at,
-	   t.table_name::text AS purchase_table
+	   coalesce(t.table_name::text, t.dropped_name) AS purchase_table
   FROM loyalty.ledger l
   JOIN loyalty.members m ON m.id = l.member_id
   JOIN loyalty.programs p ON p.id = l.program_id
@@ -2604,16 +2581,17 @@ COMMENT ON VIEW loyalty.tier_distribution IS
 	'members per tier and program (tier NULL: members without a tier), with each tier''s share';
 
 -- Points the program owes: available and pending points, less debt, valued
--- at point_value in the program's currency.
+-- at point_value in the program's currency.  Sums over members are numeric:
+-- each member's points fit in a bigint, a program's total need not.
 CREATE VIEW loyalty.points_liability AS
 SELECT p.code AS program_code, p.currency, p.point_value,
 	   count(n.id) AS members,
-	   coalesce(sum(loyalty.lots_available(n.lots, now())), 0)::bigint AS available_points,
-	   coalesce(sum(loyalty.lots_pending(n.lots, now())), 0)::bigint AS pending_points,
-	   coalesce(sum(loyalty.lots_debt(n.lots)), 0)::bigint AS debt_points,
-	   coalesce(sum(loyalty.lots_available(n.lots, now()) + loyalty.lots_pending(n.lots, now())
-					- loyalty.lots_debt(n.lots)), 0)::bigint AS liability_points,
-	   coalesce(sum(loyalty.lots_available(n.lots, now()) + loyalty.lots_pending(n.lots, now())
+	   coalesce(sum(loyalty.lots_available(n.lots, now())), 0) AS available_points,
+	   coalesce(sum(loyalty.lots_pending(n.lots, now())), 0) AS pending_points,
+	   coalesce(sum(loyalty.lots_debt(n.lots)), 0) AS debt_points,
+	   coalesce(sum(loyalty.lots_available(n.lots, now())::numeric + loyalty.lots_pending(n.lots, now())
+					- loyalty.lots_debt(n.lots)), 0) AS liability_points,
+	   coalesce(sum(loyalty.lots_available(n.lots, now())::numeric + loyalty.lots_pending(n.lots, now())
 					- loyalty.lots_debt(n.lots)), 0) * p.point_value AS liability_value
   FROM loyalty.programs p
   LEFT JOIN loyalty._members_now n ON n.program_id = p.id
@@ -2628,11 +2606,11 @@ CREATE VIEW loyalty.points_liability_by_month AS
 SELECT n.program_code, n.currency,
 	   CASE WHEN isfinite(e.expires_at) THEN loyalty.activity_month(e.expires_at, n.time_zone) END
 		   AS expiry_month,
-	   coalesce(sum(e.points) FILTER (WHERE e.state = 'lot' OR e.release_at <= now()), 0)::bigint
+	   coalesce(sum(e.points) FILTER (WHERE e.state = 'lot' OR e.release_at <= now()), 0)
 		   AS available_points,
-	   coalesce(sum(e.points) FILTER (WHERE e.state = 'pending' AND e.release_at > now()), 0)::bigint
+	   coalesce(sum(e.points) FILTER (WHERE e.state = 'pending' AND e.release_at > now()), 0)
 		   AS pending_points,
-	   sum(e.points)::bigint AS points,
+	   sum(e.points) AS points,
 	   sum(e.points) * min(n.point_value) AS value
   FROM loyalty._members_now n
  CROSS JOIN LATERAL loyalty.lots_entries(n.lots) e
@@ -2683,8 +2661,8 @@ WITH earned AS (
 	  JOIN expired x ON x.member_id = c.member_id AND x.expires_at = c.expires_at
 	 GROUP BY 1, 2
 )
-SELECT p.code AS program_code, e.cohort_month, e.points::bigint AS earned_points,
-	   round(coalesce(s.points, 0))::bigint AS expired_points,
+SELECT p.code AS program_code, e.cohort_month, e.points AS earned_points,
+	   round(coalesce(s.points, 0)) AS expired_points,
 	   round(coalesce(s.points, 0) / nullif(e.points, 0), 4) AS breakage_rate,
 	   now() AS refreshed_at
   FROM earned e
@@ -2770,6 +2748,7 @@ DECLARE
 	k loyalty.kpi_settings;
 	this_month date;
 	s record;
+	problem text;
 BEGIN
 	IF program IS NOT NULL THEN
 		PERFORM loyalty._program(program);	-- LY003 for an unknown code
@@ -2811,13 +2790,16 @@ BEGIN
 		lifetime_buyers := s.lifetime_buyers;
 		customer_lifetime_value := round(s.lifetime_spend / nullif(s.lifetime_buyers, 0), 2);
 		customers := NULL; enrolled_customers := NULL; enrolment_rate := NULL;
+		problem := loyalty._kpi_customers_problem(p.id);
 		IF k.customers_table IS NULL THEN
-			note := 'enrolment rate needs loyalty.kpi_settings.customers_table';
+			note := 'enrolment rate needs a customers table: loyalty.set_kpi_customers()';
+		ELSIF problem IS NOT NULL THEN
+			-- the table changed since it was set: this program's figure only is missing
+			note := format('customers table %s cannot be read: %s', k.customers_table, problem);
 		ELSE
-			EXECUTE format('SELECT count(*), count(m.id) FROM %s c LEFT JOIN loyalty.members m'
-						   ' ON m.program_id = $1 AND m.member_key = (c.%I)::text',
-						   k.customers_table, k.customer_key_column)
-			   INTO customers, enrolled_customers USING p.id;
+			SELECT count(*), count(m.id) INTO customers, enrolled_customers
+			  FROM loyalty._customer_keys(p.id) c
+			  LEFT JOIN loyalty.members m ON m.program_id = p.id AND m.member_key = c.key;
 			enrolment_rate := round(enrolled_customers::numeric / nullif(customers, 0), 4);
 			note := NULL;
 		END IF;
@@ -2850,9 +2832,8 @@ DECLARE
 	step interval;
 	hi timestamp;		-- start of the current period, program wall clock
 	lo timestamp;
-	ts text;
-	typ oid;
-	parts text[];
+	problem text;
+	ids integer[];
 BEGIN
 	IF period IS NULL OR period NOT IN ('week', 'month', 'quarter', 'year') THEN
 		RAISE EXCEPTION 'unknown period "%"', period
@@ -2870,42 +2851,35 @@ BEGIN
 			  WHERE retention.program IS NULL OR x.code = retention.program ORDER BY x.code LOOP
 		hi := date_trunc(period, now() AT TIME ZONE p.time_zone);
 		lo := hi - step * (periods + 1);
-		parts := '{}';
+		ids := '{}';
 		FOR t IN SELECT * FROM loyalty.tracked_tables x
 				  WHERE x.program_id = p.id AND x.active AND x.time_column IS NOT NULL
 				  ORDER BY x.id LOOP
-			typ := loyalty._column_type(t.table_name, t.time_column, 'purchase time');
-			-- purchase time on the program's wall clock, bounds in the column's type
-			ts := CASE WHEN typ = 'timestamptz'::regtype
-					   THEN format('(%I AT TIME ZONE %L)', t.time_column, p.time_zone)
-					   ELSE format('(%I)::timestamp', t.time_column) END;
-			parts := parts || format(
-				'SELECT (%I)::text AS customer, date_trunc(%L, %s) AS ps FROM %s WHERE %I >= %L AND %I < %L%s',
-				t.member_column, period, ts, t.table_name,
-				t.time_column, CASE WHEN typ = 'timestamptz'::regtype
-									THEN (lo AT TIME ZONE p.time_zone)::text ELSE lo::text END,
-				t.time_column, CASE WHEN typ = 'timestamptz'::regtype
-									THEN (hi AT TIME ZONE p.time_zone)::text ELSE hi::text END,
-				CASE WHEN t.status_column IS NOT NULL AND cardinality(t.reversed_statuses) > 0
-					 THEN format(' AND (%I IS NULL OR (%I)::text <> ALL (%L::text[]))',
-								 t.status_column, t.status_column, t.reversed_statuses)
-					 ELSE '' END);
+			-- a table changed since it was tracked is left out, not an error for everyone
+			problem := loyalty._tracked_table_problem(t.id);
+			IF problem IS NOT NULL THEN
+				RAISE WARNING 'retention leaves out tracked table %: %', t.table_name, problem;
+				CONTINUE;
+			END IF;
+			ids := ids || t.id;
 		END LOOP;
-		IF cardinality(parts) = 0 THEN
+		IF cardinality(ids) = 0 THEN
 			CONTINUE;
 		END IF;
-		RETURN QUERY EXECUTE format(
-			'WITH bought AS MATERIALIZED (SELECT DISTINCT customer, ps FROM (%s) x WHERE customer IS NOT NULL)'
-			' SELECT %L::text, a.ps::date, CASE WHEN m.id IS NULL THEN ''non_member'' ELSE ''member'' END,'
-			'        count(*), count(b.customer),'
-			'        round(count(b.customer)::numeric / count(*), 4)'
-			'   FROM bought a'
-			'   LEFT JOIN bought b ON b.customer = a.customer AND b.ps = a.ps + $1'
-			'   LEFT JOIN loyalty.members m ON m.program_id = $2 AND m.member_key = a.customer'
-			'  WHERE a.ps < $3'
-			'  GROUP BY 2, 3 ORDER BY 2, 3',
-			array_to_string(parts, ' UNION ALL '), p.code)
-			USING step, p.id, hi - step;
+		-- the purchases are read as each table's owner (src/app_tables.c)
+		RETURN QUERY
+			WITH bought AS MATERIALIZED (
+				SELECT DISTINCT x.customer, date_trunc(period, x.local_time) AS ps
+				  FROM unnest(ids) AS i(id)
+				 CROSS JOIN LATERAL loyalty._purchase_times(i.id, lo, hi, p.time_zone) x
+			)
+			SELECT p.code, a.ps::date, CASE WHEN m.id IS NULL THEN 'non_member' ELSE 'member' END,
+				   count(*), count(b.customer), round(count(b.customer)::numeric / count(*), 4)
+			  FROM bought a
+			  LEFT JOIN bought b ON b.customer = a.customer AND b.ps = a.ps + step
+			  LEFT JOIN loyalty.members m ON m.program_id = p.id AND m.member_key = a.customer
+			 WHERE a.ps < hi - step
+			 GROUP BY 2, 3 ORDER BY 2, 3;
 	END LOOP;
 END
 $$;
@@ -2934,6 +2908,107 @@ $$;
 COMMENT ON FUNCTION loyalty.refresh_reports() IS
 	'recompute the materialized reports (breakage_by_cohort, retention); schedule it like run_maintenance()';
 
+------------------------------------------------------------------------------
+-- Guards on the application's tables that loyalty is told about.  Event
+-- triggers catch at the source what would otherwise break the purchase
+-- triggers and the reports later: a tracked table or a customers table
+-- dropped, a column of theirs dropped or changed to a type loyalty does not
+-- read.  A renamed column is followed.  (The reports check again when they
+-- read: event triggers can be disabled.)
+------------------------------------------------------------------------------
+
+-- A configured column name after a rename of attnum of relid: the new name
+-- when the configured one no longer exists (a RENAME COLUMN renames one
+-- column, so it was this one).
+CREATE FUNCTION loyalty._renamed(relid oid, col name, attnum smallint) RETURNS name
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+	RETURN CASE WHEN col IS NULL OR EXISTS (SELECT 1 FROM pg_attribute a
+											 WHERE a.attrelid = relid AND a.attname = col
+											   AND a.attnum > 0 AND NOT a.attisdropped)
+				THEN col
+				ELSE (SELECT a.attname FROM pg_attribute a
+					   WHERE a.attrelid = relid AND a.attnum = _renamed.attnum) END;
+
+CREATE FUNCTION loyalty._alter_guard() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	c record;
+	t record;
+	problem text;
+BEGIN
+	FOR c IN SELECT DISTINCT d.objid, d.objsubid, d.object_type
+			   FROM pg_event_trigger_ddl_commands() d
+			  WHERE d.classid = 'pg_class'::regclass
+				AND d.objid IN (SELECT x.table_name FROM loyalty.tracked_tables x
+								UNION ALL SELECT x.customers_table FROM loyalty.kpi_settings x) LOOP
+		IF c.object_type = 'table column' THEN
+			UPDATE loyalty.tracked_tables x
+			   SET member_column = loyalty._renamed(c.objid, x.member_column, c.objsubid::smallint),
+				   amount_column = loyalty._renamed(c.objid, x.amount_column, c.objsubid::smallint),
+				   time_column = loyalty._renamed(c.objid, x.time_column, c.objsubid::smallint),
+				   status_column = loyalty._renamed(c.objid, x.status_column, c.objsubid::smallint),
+				   channel_column = loyalty._renamed(c.objid, x.channel_column, c.objsubid::smallint),
+				   category_column = loyalty._renamed(c.objid, x.category_column, c.objsubid::smallint),
+				   store_column = loyalty._renamed(c.objid, x.store_column, c.objsubid::smallint),
+				   reference_columns = ARRAY(SELECT loyalty._renamed(c.objid, r.col, c.objsubid::smallint)
+											   FROM unnest(x.reference_columns) WITH ORDINALITY AS r(col, n)
+											  ORDER BY r.n)
+			 WHERE x.table_name = c.objid;
+			UPDATE loyalty.kpi_settings x
+			   SET customer_key_column = loyalty._renamed(c.objid, x.customer_key_column, c.objsubid::smallint)
+			 WHERE x.customers_table = c.objid;
+		END IF;
+		FOR t IN SELECT x.id, x.table_name FROM loyalty.tracked_tables x
+				  WHERE x.table_name = c.objid AND x.active LOOP
+			problem := loyalty._tracked_table_problem(t.id);
+			IF problem IS NOT NULL THEN
+				RAISE EXCEPTION 'table % is tracked by loyalty: %', t.table_name, problem
+					USING ERRCODE = 'LY020',
+						  DETAIL = 'Its purchase triggers and the reports read it as it was tracked.',
+						  HINT = format('Track it again without that column (loyalty.track_purchases), or untrack it first (loyalty.untrack_purchases(%L)). Columns changed together are checked together: one ALTER TABLE can change several.',
+										t.table_name::text);
+			END IF;
+		END LOOP;
+		FOR t IN SELECT x.program_id, x.customers_table FROM loyalty.kpi_settings x
+				  WHERE x.customers_table = c.objid LOOP
+			problem := loyalty._kpi_customers_problem(t.program_id);
+			IF problem IS NOT NULL THEN
+				RAISE EXCEPTION 'table % is the customers table of loyalty''s KPIs: %', t.customers_table, problem
+					USING ERRCODE = 'LY020',
+						  HINT = 'Name another table or none first: SELECT loyalty.set_kpi_customers(NULL, NULL, program => ...).';
+			END IF;
+		END LOOP;
+	END LOOP;
+END
+$$;
+
+-- A dropped table leaves no OID behind: a tracked table's row stays (its
+-- awards link to it) with its last name, inactive; a customers table is
+-- unset.
+CREATE FUNCTION loyalty._drop_guard() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	-- any relation: a table may have become a view since it was named
+	UPDATE loyalty.tracked_tables x
+	   SET table_name = NULL, active = false, dropped_name = d.object_identity, dropped_at = now()
+	  FROM pg_event_trigger_dropped_objects() d
+	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.table_name = d.objid;
+	UPDATE loyalty.kpi_settings x SET customers_table = NULL, customer_key_column = NULL
+	  FROM pg_event_trigger_dropped_objects() d
+	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.customers_table = d.objid;
+END
+$$;
+
+CREATE EVENT TRIGGER loyalty_alter_guard ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION loyalty._alter_guard();
+CREATE EVENT TRIGGER loyalty_drop_guard ON sql_drop
+	EXECUTE FUNCTION loyalty._drop_guard();
+
 -- Roles.  Roles belong to the cluster, not the database: they are created
 -- here only when missing and survive DROP EXTENSION; the grants below live
 -- with the extension's objects and are made again by every CREATE EXTENSION.
@@ -2961,12 +3036,19 @@ GRANT SELECT ON loyalty.member_summary, loyalty.ledger_entries, loyalty.tier_dis
 
 -- Configuration: loyalty_admin.  track_purchases() runs as the caller, who
 -- must also be allowed to create triggers on the application's table.
-GRANT SELECT, INSERT, UPDATE ON loyalty.programs, loyalty.tracked_tables TO loyalty_admin;
+-- Rows that name relations are written only through the functions that
+-- check them: tracked_tables by track_purchases()/untrack_purchases(),
+-- kpi_settings.customers_table and customer_key_column by
+-- set_kpi_customers().
+GRANT SELECT, INSERT, UPDATE ON loyalty.programs TO loyalty_admin;
+GRANT SELECT ON loyalty.tracked_tables TO loyalty_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON loyalty.earning_rules, loyalty.tiers, loyalty.rewards,
-	loyalty.event_rules, loyalty.kpi_settings TO loyalty_admin;
+	loyalty.event_rules TO loyalty_admin;
+GRANT SELECT, DELETE, INSERT (program_id, active_days, window_months),
+	UPDATE (active_days, window_months) ON loyalty.kpi_settings TO loyalty_admin;
 GRANT SELECT ON loyalty.members, loyalty.ledger, loyalty.tier_history, loyalty.tier_events,
 	loyalty.reward_redemptions, loyalty.causes, loyalty.events TO loyalty_admin;
-GRANT USAGE ON SEQUENCE loyalty.programs_id_seq, loyalty.tracked_tables_id_seq,
+GRANT USAGE ON SEQUENCE loyalty.programs_id_seq,
 	loyalty.earning_rules_id_seq, loyalty.tiers_id_seq, loyalty.rewards_id_seq,
 	loyalty.event_rules_id_seq TO loyalty_admin;
 
@@ -2989,16 +3071,19 @@ BEGIN
 		 'lots_pending,lots_expiring,lots_total,lots_points,lots_debt,lots_entries,replay,'
 		 'activity_eq,activity_ne,activity_add,activity_sum,activity_total,activity_buckets,'
 		 'activity_month,tz_add,interval_sign,valid_time_zone,period_end,expiry_for,'
-		 'inactivity_deadline,_inactivity_unwritten', 'loyalty_reader,loyalty_app,loyalty_admin'),
-		-- what the views call
-		('expiring_points,leaderboard,program_kpis,retention', 'loyalty_reader,loyalty_admin'),
+		 'inactivity_deadline', 'loyalty_reader,loyalty_app,loyalty_admin'),
+		-- what the views call (_inactivity_unwritten answers what
+		-- ledger_entries shows these roles anyway)
+		('expiring_points,leaderboard,program_kpis,retention,_inactivity_unwritten',
+		 'loyalty_reader,loyalty_admin'),
 		-- member functions
 		('enroll,earn,redeem,adjust,balance,balance_detail,member_lots,expiring,statement,tier,'
 		 'tier_progress,set_tier,redeem_reward,cancel_redemption,transfer,donate,register_cause,'
 		 'record_event,points_for,expiring_points,_program', 'loyalty_app'),
 		-- configuration and operation
-		('track_purchases,untrack_purchases,_program,_column_type,_drop_triggers,purchase_insert,'
-		 'purchase_change,run_maintenance,refresh_reports,verify,points_for', 'loyalty_admin'))
+		('track_purchases,untrack_purchases,_program,_drop_triggers,purchase_insert,'
+		 'purchase_change,run_maintenance,refresh_reports,verify,points_for,_tracked_table_save,'
+		 '_tracked_table_deactivate,set_kpi_customers,_kpi_customers_save', 'loyalty_admin'))
 		AS x(funcs, roles)
 	LOOP
 		FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p

@@ -25,6 +25,44 @@ PG_FUNCTION_INFO_V1(loyalty_activity_month);
 PG_FUNCTION_INFO_V1(loyalty_activity_eq);
 PG_FUNCTION_INFO_V1(loyalty_activity_ne);
 
+static inline int128
+i64abs(int64 v)
+{
+	return v < 0 ? -(int128) v : (int128) v;
+}
+
+/*
+ * The absolute values of each field, over "before" and every bucket, add up
+ * to at most the bigint maximum.  Then no sum of buckets (a window, a
+ * lifetime total) can overflow, and the reports built on them answer for
+ * every member: an absurd purchase is refused at the door, for its member
+ * only, instead of failing every report later.
+ */
+static void
+check_totals(const ActivityBucket *before, const ActivityBucket *buckets, int nbuckets)
+{
+	static const char *const fields[3] = {"spend", "orders", "points"};
+	int128		total[3];
+
+	total[0] = i64abs(before->spend);
+	total[1] = i64abs(before->orders);
+	total[2] = i64abs(before->points);
+	for (int i = 0; i < nbuckets; i++)
+	{
+		total[0] += i64abs(buckets[i].spend);
+		total[1] += i64abs(buckets[i].orders);
+		total[2] += i64abs(buckets[i].points);
+	}
+	for (int f = 0; f < 3; f++)
+		if (total[f] > PG_INT64_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("%s total out of range for loyalty.activity", fields[f]),
+					 errdetail("A member's purchase %s, added up over all months, must fit in a bigint%s.",
+							   fields[f], f == 0 ? " of ten-thousandths (922,337,203,685,477.5807)" : ""),
+					 errhint("One purchase of this size is refused so that the reports stay right for every member.")));
+}
+
 Activity *
 activity_build(const ActivityBucket *before, const ActivityBucket *buckets, int nbuckets)
 {
@@ -33,6 +71,7 @@ activity_build(const ActivityBucket *before, const ActivityBucket *buckets, int 
 	ActivityBucket *dst = ACTIVITY_BUCKETS(a);
 
 	Assert(nbuckets >= 0 && nbuckets <= ACTIVITY_MAX_MONTHS);
+	check_totals(before, buckets, nbuckets);
 	SET_VARSIZE(a, size);
 	a->nbuckets = nbuckets;
 	/* field by field: padding stays zero, so equal values are equal bytes */

@@ -28,4 +28,7 @@
 #define ERRCODE_LOYALTY_EVENT_CAP_REACHED		MAKE_SQLSTATE('L','Y','0','1','8')
 #define ERRCODE_LOYALTY_REFERRAL_NOT_ELIGIBLE	MAKE_SQLSTATE('L','Y','0','1','9')
 
+/* a change to an application table that loyalty reads (raised by the event trigger) */
+#define ERRCODE_LOYALTY_TABLE_IN_USE			MAKE_SQLSTATE('L','Y','0','2','0')
+
 #endif

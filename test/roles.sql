@@ -9,22 +9,7 @@ CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(48);
 
--- pg_temp.as_role(role, query): run the query after SET LOCAL ROLE, inside
--- this transaction; 'ok', or 'SQLSTATE: message' of the error it raises.
--- The role is back to the session's at return, error or not.
-CREATE FUNCTION pg_temp.as_role(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE s text; m text;
-BEGIN
-	BEGIN
-		EXECUTE format('SET LOCAL ROLE %I', r);
-		EXECUTE q;
-		RESET ROLE;
-		RETURN 'ok';
-	EXCEPTION WHEN OTHERS THEN
-		GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT;
-		RETURN s || ': ' || m;
-	END;
-END $$;
+\ir lib/as_role.psql
 
 SELECT has_role('loyalty_reader', 'CREATE EXTENSION made loyalty_reader');
 SELECT has_role('loyalty_app', 'CREATE EXTENSION made loyalty_app');

@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(92);
+SELECT plan(94);
 
 -- main: UTC, 1 point per unit, floor, never expires, no pending period, no rules
 INSERT INTO loyalty.programs (code, name, is_default) VALUES ('main', 'Main', true);
@@ -272,12 +272,20 @@ SELECT is((SELECT count(*) FROM loyalty.members WHERE member_key = 'stranger'), 
 SELECT is((SELECT count(*) FROM pg_temp.awards('corders')), 1::bigint, 'and earns nothing');
 
 ------------------------------------------------------------------------------
--- a renamed column makes the application's statement fail
+-- a renamed column is followed (event trigger loyalty_alter_guard); without
+-- the event trigger, the application's statement fails instead
 ------------------------------------------------------------------------------
 ALTER TABLE corders RENAME COLUMN amount TO amount_eur;
-SELECT throws_ok($$INSERT INTO corders VALUES (3, 'known', 30, '2025-03-10 10:00+00')$$,
-	'42703', NULL, 'an insert after the amount column was renamed fails with 42703');
-SELECT is(loyalty.balance('known', program => 'closed'), 30::bigint, 'and earned nothing');
+SELECT is((SELECT amount_column::text FROM loyalty.tracked_tables WHERE table_name = 'corders'::regclass),
+	'amount_eur', 'a renamed amount column is followed in tracked_tables');
+INSERT INTO corders VALUES (3, 'known', 30, '2025-03-10 10:00+00');
+SELECT is(loyalty.balance('known', program => 'closed'), 60::bigint, 'and the next insert earns');
+ALTER EVENT TRIGGER loyalty_alter_guard DISABLE;
+ALTER TABLE corders RENAME COLUMN amount_eur TO amount;
+SELECT throws_ok($$INSERT INTO corders VALUES (4, 'known', 30, '2025-03-10 10:00+00')$$,
+	'42703', NULL, 'with the event trigger disabled, an insert after the rename fails with 42703');
+SELECT is(loyalty.balance('known', program => 'closed'), 60::bigint, 'and earned nothing');
+ALTER EVENT TRIGGER loyalty_alter_guard ENABLE;
 
 ------------------------------------------------------------------------------
 -- the inserting role needs no privileges on loyalty
