@@ -73,6 +73,11 @@ CREATE FUNCTION loyalty.lots_expire_all(lots loyalty.lots,
 	AS 'MODULE_PATHNAME', 'lots_expire_all' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.lots_expire_all(loyalty.lots) IS
 	'expire every available lot whatever its expiry (inactivity); pending lots stay';
+CREATE FUNCTION loyalty.lots_expire_usable(lots loyalty.lots, at timestamptz,
+										   OUT remaining loyalty.lots, OUT expired loyalty.lots)
+	AS 'MODULE_PATHNAME', 'lots_expire_usable' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION loyalty.lots_expire_usable(loyalty.lots, timestamptz) IS
+	'an inactivity deadline at "at": every lot still usable then expires; pending lots and lots expiring by then stay';
 CREATE FUNCTION loyalty.lots_next_event(loyalty.lots) RETURNS timestamptz
 	AS 'MODULE_PATHNAME', 'lots_next_event' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.lots_next_event(loyalty.lots) IS
@@ -130,6 +135,38 @@ CREATE AGGREGATE loyalty._replay_checked(loyalty.lots, text) (
 	STYPE = loyalty.lots,
 	INITCOND = '{}',
 	PARALLEL = SAFE
+);
+
+-- A member's ledger on the time axis (src/timeline.c): the lots it gives as
+-- of an instant ('read'), or everything with what fell due by as_of written
+-- out ('settle', for writers), or the recorded entries checked strictly
+-- ('verify').  Feed it in the order of the time axis: ORDER BY
+-- effective_at, (kind IN ('expire', 'reinstate') AND reason IS NOT DISTINCT
+-- FROM 'inactivity') DESC, id -- an inactivity expiry, and its withdrawal,
+-- before the other entries of its instant.
+CREATE TYPE loyalty._timeline_result AS (
+	lots			loyalty.lots,
+	problem			text,
+	kinds			text[],
+	points			bigint[],
+	entry_lots		loyalty.lots[],
+	effective		timestamptz[],
+	reasons			text[],
+	last_activity	timestamptz
+);
+CREATE FUNCTION loyalty._timeline_step(internal, program_id integer, mode text, as_of timestamptz,
+									   settled_at timestamptz, kind text, points bigint,
+									   lots loyalty.lots, reason text, effective_at timestamptz)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'loyalty_timeline_step' LANGUAGE C;
+CREATE FUNCTION loyalty._timeline_final(internal) RETURNS loyalty._timeline_result
+	AS 'MODULE_PATHNAME', 'loyalty_timeline_final' LANGUAGE C;
+CREATE AGGREGATE loyalty._timeline(program_id integer, mode text, as_of timestamptz,
+								   settled_at timestamptz, kind text, points bigint,
+								   lots loyalty.lots, reason text, effective_at timestamptz) (
+	SFUNC = loyalty._timeline_step,
+	STYPE = internal,
+	FINALFUNC = loyalty._timeline_final
 );
 
 ------------------------------------------------------------------------------
@@ -312,7 +349,9 @@ CREATE TABLE loyalty.members (
 	member_key		text NOT NULL,
 	balance			loyalty.lots NOT NULL DEFAULT '{}',
 	enrolled_at		timestamptz NOT NULL DEFAULT now(),
-	last_activity_at timestamptz,
+	last_activity_at timestamptz,	-- the latest activity instant (docs/concepts.md, Inactivity)
+	-- every inactivity expiry due at or before it is written; NULL: none checked
+	settled_at		timestamptz,
 	first_purchase_at timestamptz,
 	tier			text,
 	activity		loyalty.activity NOT NULL DEFAULT '{}',
@@ -464,7 +503,7 @@ COMMENT ON TABLE loyalty.tracked_tables IS
 
 CREATE DOMAIN loyalty.entry_kind AS text
 	CHECK (VALUE IN ('earn', 'pending', 'release', 'redeem', 'expire', 'adjust', 'reverse',
-					 'transfer', 'cancel'));
+					 'transfer', 'cancel', 'reinstate'));
 
 CREATE TABLE loyalty.ledger (
 	id				bigserial PRIMARY KEY,
@@ -682,20 +721,98 @@ BEGIN
 END
 $$;
 
--- Whether the inactivity expiry at the deadline is still to be written
--- (written once per deadline).  By member id, not the whole row, parallel
--- safe and as the owner: the reporting views call it for every member, and
--- their readers may not read the ledger.
-CREATE FUNCTION loyalty._inactivity_unwritten(member_id bigint, deadline timestamptz)
+-- Whether a write effective at "at" must replay the member's ledger
+-- instead of applying to the stored lots (docs/concepts.md, Balances as of
+-- any instant): it is dated before the member's latest entry; or, under
+-- inactivity, the member has an activity after its last settlement (the
+-- deadlines between are known only to the ledger), or "at" lies before a
+-- deadline that has passed (the entry is late: that deadline stands, and
+-- takes its points too).
+CREATE FUNCTION loyalty._needs_replay(p loyalty.programs, m loyalty.members, at timestamptz)
 	RETURNS boolean
-	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-	RETURN NOT EXISTS (SELECT 1 FROM loyalty.ledger l
-						WHERE l.member_id = _inactivity_unwritten.member_id
-						  AND l.effective_at = deadline AND l.kind = 'expire' AND l.reason = 'inactivity');
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN at < coalesce((SELECT max(l.effective_at) FROM loyalty.ledger l WHERE l.member_id = m.id),
+						 '-infinity')
+		OR (p.expiry_policy = 'inactivity'
+			AND (m.last_activity_at > coalesce(m.settled_at, '-infinity')
+				 OR (loyalty.inactivity_deadline(p, m.last_activity_at) <= now()
+					 AND at < loyalty.inactivity_deadline(p, m.last_activity_at))));
 
--- Write release and expiry entries due at "at" (inactivity included) and
--- return the member's new lots.
+-- The member's lots replayed from the ledger: everything, with what fell
+-- due by "at" written to the ledger first (releases, expiries, inactivity
+-- expiries, each effective at its own instant).  What the stored lots are
+-- after a write that needs a replay.
+CREATE FUNCTION loyalty._rebuild(m loyalty.members, at timestamptz) RETURNS loyalty.lots
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	t loyalty._timeline_result;
+BEGIN
+	t := (SELECT loyalty._timeline(m.program_id, 'settle', at, m.settled_at, l.kind, l.points, l.lots,
+								   l.reason, l.effective_at
+								   ORDER BY l.effective_at,
+											(l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC, l.id)
+			FROM loyalty.ledger l
+		   WHERE l.member_id = m.id);
+	IF cardinality(t.kinds) > 0 THEN
+		-- in time order, so that ids follow it
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
+		SELECT m.program_id, m.id, u.k, u.p, u.l, u.r, u.e
+		  FROM unnest(t.kinds, t.points, t.entry_lots, t.reasons, t.effective)
+			   WITH ORDINALITY AS u(k, p, l, r, e, n)
+		 ORDER BY u.n;
+	END IF;
+	RETURN coalesce(t.lots, '{}');
+END
+$$;
+
+-- The member's lots as of an instant, replayed from the ledger: releases
+-- and inactivity deadlines not written yet apply as well.
+CREATE FUNCTION loyalty._lots_at(m loyalty.members, as_of timestamptz) RETURNS loyalty.lots
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN coalesce((SELECT (loyalty._timeline(m.program_id, 'read', as_of, m.settled_at, l.kind,
+											   l.points, l.lots, l.reason, l.effective_at
+											   ORDER BY l.effective_at,
+														(l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
+														l.id)).lots
+					   FROM loyalty.ledger l
+					  WHERE l.member_id = m.id AND l.effective_at <= as_of), '{}');
+
+-- The lots after the inactivity deadline d took everything usable just
+-- before it, nothing written: pending lots released before d count as lots.
+CREATE FUNCTION loyalty._inactive_after(lots loyalty.lots, d timestamptz) RETURNS loyalty.lots
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	RETURN (loyalty.lots_expire_usable((loyalty.lots_settle(lots, d - interval '1 microsecond')).remaining,
+									   d)).remaining;
+
+-- The same, written: the releases due before d and the inactivity expiry.
+CREATE FUNCTION loyalty._expire_inactive(program_id integer, member_id bigint, lots loyalty.lots,
+										 d timestamptz)
+	RETURNS loyalty.lots
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	x record := loyalty.lots_expire_usable(
+					loyalty._settle_lots(program_id, member_id, lots, d - interval '1 microsecond'), d);
+BEGIN
+	IF loyalty.lots_points(x.expired) > 0 THEN
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
+		VALUES (program_id, member_id, 'expire', -loyalty.lots_points(x.expired), x.expired,
+				'inactivity', d);
+	END IF;
+	RETURN x.remaining;
+END
+$$;
+
+-- Write the release and expiry entries due at "at" (inactivity included)
+-- and return the member's new lots.  Fast path: the stored lots and the one
+-- deadline of last_activity_at, unless it is written already; the ledger is
+-- replayed when the member has an activity after its last settlement.
 CREATE FUNCTION loyalty._settle(m loyalty.members, at timestamptz) RETURNS loyalty.lots
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -703,22 +820,17 @@ AS $$
 DECLARE
 	p loyalty.programs;
 	deadline timestamptz;
-	cur loyalty.lots;
-	x record;
 BEGIN
 	SELECT * INTO p FROM loyalty.programs WHERE id = m.program_id;
+	IF p.expiry_policy = 'inactivity' AND m.last_activity_at > coalesce(m.settled_at, '-infinity') THEN
+		RETURN loyalty._rebuild(m, at);
+	END IF;
 	deadline := loyalty.inactivity_deadline(p, m.last_activity_at);
-	IF deadline IS NULL OR deadline > at OR NOT loyalty._inactivity_unwritten(m.id, deadline) THEN
+	IF deadline IS NULL OR deadline > at OR deadline <= coalesce(m.settled_at, '-infinity') THEN
 		RETURN loyalty._settle_lots(m.program_id, m.id, m.balance, at);
 	END IF;
-	cur := loyalty._settle_lots(m.program_id, m.id, m.balance, deadline);
-	x := loyalty.lots_expire_all(cur);
-	IF loyalty.lots_points(x.expired) > 0 THEN
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
-		VALUES (m.program_id, m.id, 'expire', -loyalty.lots_points(x.expired), x.expired,
-				'inactivity', deadline);
-	END IF;
-	RETURN loyalty._settle_lots(m.program_id, m.id, x.remaining, at);
+	RETURN loyalty._settle_lots(m.program_id, m.id,
+								loyalty._expire_inactive(m.program_id, m.id, m.balance, deadline), at);
 END
 $$;
 
@@ -779,6 +891,44 @@ EXCEPTION WHEN unique_violation THEN
 					reference, CASE kind WHEN 'pending' THEN 'earn' ELSE kind END, program.code
 		USING ERRCODE = 'LY004',
 			  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+END
+$$;
+
+-- The member (locked) with everything due by now() written, and as
+-- balance the lots usable now: for a write effective now.  When the stored
+-- lots are not the lots as of now (an entry later than now, or inactivity
+-- deadlines known only to the ledger) they come from a replay; settled_at
+-- is then now(), and _after_write() replays again after the write.
+CREATE FUNCTION loyalty._settled(p loyalty.programs, m loyalty.members) RETURNS loyalty.members
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	IF loyalty._needs_replay(p, m, now()) THEN
+		PERFORM loyalty._rebuild(m, now());
+		m.settled_at := now();
+		m.balance := loyalty._lots_at(m, now());
+	ELSE
+		m.balance := loyalty._settle(m, now());
+	END IF;
+	RETURN m;
+END
+$$;
+
+-- The stored lots after a write effective now, prepared by _settled():
+-- "applied" (the write applied to the lots as of now), unless the member
+-- has entries later than now or deadlines known only to the ledger: then
+-- the ledger replayed.
+CREATE FUNCTION loyalty._after_write(p loyalty.programs, m loyalty.members, applied loyalty.lots)
+	RETURNS loyalty.lots
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	IF loyalty._needs_replay(p, m, now()) THEN
+		RETURN loyalty._rebuild(m, now());
+	END IF;
+	RETURN applied;
 END
 $$;
 
@@ -857,15 +1007,26 @@ BEGIN
 		credit := loyalty.lots_add('{}', points, expires);
 	END IF;
 
-	-- what expired before this activity (inactivity) stays expired
-	m.balance := loyalty._settle(m, least(at, now()));
-	l := loyalty._append(p, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
-						 points, credit, reference, NULL, at);
-	m.balance := loyalty.lots_merge(m.balance, credit);
-	m.last_activity_at := greatest(m.last_activity_at, at);
+	IF loyalty._needs_replay(p, m, at) THEN
+		-- dated before the member's latest entry, or before an inactivity
+		-- deadline that has passed: it takes its place on the time axis
+		l := loyalty._append(p, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
+							 points, credit, reference, NULL, at);
+		m.balance := loyalty._rebuild(m, now());
+		m.last_activity_at := greatest(m.last_activity_at, at);
+	ELSE
+		-- what expired before this activity (inactivity) stays expired
+		m.balance := loyalty._settle(m, least(at, now()));
+		l := loyalty._append(p, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
+							 points, credit, reference, NULL, at);
+		m.balance := loyalty.lots_merge(m.balance, credit);
+		m.last_activity_at := greatest(m.last_activity_at, at);
+		-- written up to here; the new activity's deadline is new, due or not
+		m.settled_at := least(at, now());
+		m.balance := loyalty._settle(m, now());
+	END IF;
 	UPDATE loyalty.members
-	   SET balance = loyalty._settle(m, now()),
-		   last_activity_at = m.last_activity_at
+	   SET balance = m.balance, last_activity_at = m.last_activity_at, settled_at = now()
 	 WHERE id = m.id;
 	RETURN l;
 END
@@ -897,11 +1058,12 @@ BEGIN
 	IF l.id IS NOT NULL THEN
 		RETURN l;
 	END IF;
-	m.balance := loyalty._settle(m, now());
+	m := loyalty._settled(p, m);
 	s := loyalty.lots_spend(m.balance, points, now());	-- LY001 when short
 	l := loyalty._append(p, m.id, 'redeem', -points, s.drawn, reference, NULL, now());
+	m.balance := loyalty._after_write(p, m, s.remaining);
 	UPDATE loyalty.members
-	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
+	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now()), settled_at = now()
 	 WHERE id = m.id;
 	RETURN l;
 END
@@ -943,7 +1105,7 @@ BEGIN
 	IF l.id IS NOT NULL THEN
 		RETURN l;
 	END IF;
-	m.balance := loyalty._settle(m, now());
+	m := loyalty._settled(p, m);
 	IF delta > 0 THEN
 		moved := loyalty.lots_add('{}', delta, loyalty.expiry_for(p, now()));
 		m.balance := loyalty.lots_merge(m.balance, moved);
@@ -953,8 +1115,9 @@ BEGIN
 		m.balance := s.remaining;
 	END IF;
 	l := loyalty._append(p, m.id, 'adjust', delta, moved, reference, reason, now());
+	m.balance := loyalty._after_write(p, m, m.balance);
 	UPDATE loyalty.members
-	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now())
+	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now()), settled_at = now()
 	 WHERE id = m.id;
 	RETURN l;
 END
@@ -968,8 +1131,10 @@ CREATE FUNCTION loyalty.adjust(member anyelement, delta bigint, reason text,
 COMMENT ON FUNCTION loyalty.adjust(anyelement, bigint, text, text, text) IS
 	'add (delta > 0) or remove (delta < 0, FIFO) points with a reason';
 
--- The member's lots as of an instant: the stored lots when no entry lies
--- after as_of, otherwise a replay of the ledger up to as_of.
+-- The member's lots as of an instant (docs/concepts.md, Balances as of any
+-- instant): the stored lots when no entry lies after as_of and they tell the
+-- member's inactivity deadlines (the one after last_activity_at applied if
+-- it is due and not written), otherwise the ledger replayed up to as_of.
 CREATE FUNCTION loyalty.member_lots(member text, as_of timestamptz DEFAULT now(),
 								 program text DEFAULT NULL)
 	RETURNS loyalty.lots
@@ -979,36 +1144,20 @@ AS $$
 DECLARE
 	p loyalty.programs := loyalty._program(program);
 	m loyalty.members := loyalty._member(p, member, false);
-	r loyalty.lots;
-	last_activity timestamptz;
 	deadline timestamptz;
 BEGIN
 	IF as_of IS NULL THEN
 		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = '22004';
 	END IF;
-	IF NOT EXISTS (SELECT 1 FROM loyalty.ledger
-				    WHERE member_id = m.id AND effective_at > as_of) THEN
-		r := m.balance;
-		last_activity := m.last_activity_at;
-	ELSE
-		SELECT loyalty.replay(lots, CASE WHEN kind = 'release' THEN 'release'
-										 WHEN points < 0 THEN 'debit' ELSE 'credit' END
-							  ORDER BY effective_at, id)
-		  INTO r
-		  FROM loyalty.ledger
-		 WHERE member_id = m.id AND effective_at <= as_of;
-		IF p.expiry_policy = 'inactivity' THEN
-			SELECT max(effective_at) INTO last_activity FROM loyalty.ledger
-			 WHERE member_id = m.id AND effective_at <= as_of
-			   AND kind IN ('earn', 'pending', 'redeem', 'adjust', 'transfer');
-		END IF;
+	IF (p.expiry_policy = 'inactivity' AND m.last_activity_at > coalesce(m.settled_at, '-infinity'))
+	   OR EXISTS (SELECT 1 FROM loyalty.ledger WHERE member_id = m.id AND effective_at > as_of) THEN
+		RETURN loyalty._lots_at(m, as_of);
 	END IF;
-	-- inactivity expiry is due even before anything wrote it
-	deadline := loyalty.inactivity_deadline(p, last_activity);
-	IF deadline <= as_of AND loyalty._inactivity_unwritten(m.id, deadline) THEN
-		r := (loyalty.lots_expire_all((loyalty.lots_settle(r, deadline)).remaining)).remaining;
+	deadline := loyalty.inactivity_deadline(p, m.last_activity_at);
+	IF deadline <= as_of AND deadline > coalesce(m.settled_at, '-infinity') THEN
+		RETURN loyalty._inactive_after(m.balance, deadline);
 	END IF;
-	RETURN r;
+	RETURN m.balance;
 END
 $$;
 
@@ -1108,13 +1257,15 @@ BEGIN
 	  FROM loyalty.ledger l WHERE l.member_id = m.id AND l.effective_at < from_ts;
 	RETURN QUERY
 		SELECT l.id, l.effective_at, l.kind::text, l.points,
-			   (opening + sum(l.points) OVER (ORDER BY l.effective_at, l.id))::bigint,
+			   (opening + sum(l.points) OVER (ORDER BY l.effective_at,
+														 (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
+														 l.id))::bigint,
 			   l.reference, l.reason,
 			   (SELECT max(e.expires_at) FROM loyalty.lots_entries(l.lots) e),
 			   l.recorded_at
 		  FROM loyalty.ledger l
 		 WHERE l.member_id = m.id AND l.effective_at >= from_ts AND l.effective_at < to_ts
-		 ORDER BY l.effective_at, l.id;
+		 ORDER BY l.effective_at, (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC, l.id;
 END
 $$;
 
@@ -1139,28 +1290,35 @@ AS $$
 	WITH sums AS (
 		SELECT l.member_id, sum(l.points) AS s FROM loyalty.ledger l GROUP BY l.member_id
 	)
-	-- per member: the total, and which lots (the ledger replayed in the order
-	-- it was written, ids being taken under the member's lock, must give the
-	-- stored lots); a wrong total is the one problem reported
+	-- per member: the total; the ledger replayed strictly on the time axis
+	-- (src/timeline.c, mode verify): every entry holds at its own instant,
+	-- inactivity deadlines up to settled_at are written, and the result is
+	-- the stored lots; last_activity_at.  One problem per member, the first
+	-- of these.
 	SELECT m.id, p.code, m.member_key, coalesce(sums.s, 0)::bigint,
 		   loyalty.lots_total(m.balance),
 		   CASE WHEN coalesce(sums.s, 0) <> loyalty.lots_total(m.balance)
 				THEN 'balance total differs from the sum of the ledger'
-				WHEN r.replayed IS NULL
-				THEN 'the ledger replayed in write order removes lots the member did not hold'
-				ELSE 'stored lots differ from the ledger replayed in write order' END
+				WHEN (r.t).problem IS NOT NULL THEN (r.t).problem
+				WHEN coalesce((r.t).lots, '{}') OPERATOR(loyalty.<>) m.balance
+				THEN 'stored lots differ from the ledger replayed in effective order'
+				ELSE 'last_activity_at differs from the ledger' END
 	  FROM loyalty.members m
 	  JOIN loyalty.programs p ON p.id = m.program_id
 	  LEFT JOIN sums ON sums.member_id = m.id
-	  LEFT JOIN (SELECT l.member_id,
-						loyalty._replay_checked(l.lots, CASE WHEN l.kind = 'release' THEN 'release'
-															 WHEN l.points < 0 THEN 'debit'
-															 ELSE 'credit' END
-												ORDER BY l.id) AS replayed
-				   FROM loyalty.ledger l GROUP BY l.member_id) r ON r.member_id = m.id
+	  LEFT JOIN (SELECT mm.id AS member_id,
+						loyalty._timeline(mm.program_id, 'verify', 'infinity', mm.settled_at,
+										  l.kind, l.points, l.lots, l.reason, l.effective_at
+										  ORDER BY l.effective_at,
+												   (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
+												   l.id) AS t
+				   FROM loyalty.ledger l
+				   JOIN loyalty.members mm ON mm.id = l.member_id
+				  GROUP BY mm.id) r ON r.member_id = m.id
 	 WHERE coalesce(sums.s, 0) <> loyalty.lots_total(m.balance)
-		OR CASE WHEN r.member_id IS NULL THEN m.balance OPERATOR(loyalty.<>) '{}'
-				ELSE r.replayed IS NULL OR r.replayed OPERATOR(loyalty.<>) m.balance END
+		OR (r.t).problem IS NOT NULL
+		OR coalesce((r.t).lots, '{}') OPERATOR(loyalty.<>) m.balance
+		OR (r.t).last_activity IS DISTINCT FROM m.last_activity_at
 	UNION ALL
 	SELECT sums.member_id, NULL, NULL, sums.s::bigint, NULL,
 		   'ledger entries for a member that does not exist'
@@ -1188,7 +1346,7 @@ AS $$
 	ORDER BY 1
 $$;
 COMMENT ON FUNCTION loyalty.verify() IS
-	'rows for every member whose stored lots differ from its ledger (total, or the ledger replayed in write order), and for ledger entries that point nowhere';
+	'rows for every member whose ledger does not replay on the time axis or gives other lots than stored, and for ledger entries that point nowhere';
 
 ------------------------------------------------------------------------------
 -- Automatic accrual from the application's purchases table (src/purchases.c)
@@ -1359,7 +1517,9 @@ AS $$
 	  FROM ins i
 $$;
 
--- Members of inactivity programs whose deadline passed with points left.
+-- Members of inactivity programs whose deadline passed with points left
+-- and is not written, and members with an activity after their last
+-- settlement (deadlines between their activities are found by a replay).
 CREATE FUNCTION loyalty._maintain_inactive(as_of timestamptz, batch_size integer,
 										   OUT members bigint, OUT expired_points bigint)
 	LANGUAGE plpgsql
@@ -1376,17 +1536,26 @@ BEGIN
 		-- no index: a partial one would cost every purchase a non-HOT
 		-- update; inactivity programs pay a scan of their members per run
 		FOR m IN SELECT * FROM loyalty.members mm
-				  WHERE mm.program_id = p.id AND loyalty.lots_points(mm.balance) > 0
-				    AND loyalty.inactivity_deadline(p, mm.last_activity_at) <= as_of
+				  WHERE mm.program_id = p.id
+					AND ((loyalty.lots_points(mm.balance) > 0
+						  AND loyalty.inactivity_deadline(p, mm.last_activity_at) <= as_of
+						  AND loyalty.inactivity_deadline(p, mm.last_activity_at)
+							  > coalesce(mm.settled_at, '-infinity'))
+						 OR (mm.last_activity_at > coalesce(mm.settled_at, '-infinity')
+							 AND coalesce(mm.settled_at, '-infinity') < as_of))
 				  ORDER BY mm.last_activity_at
 				  LIMIT batch_size
 				    FOR UPDATE SKIP LOCKED
 		LOOP
 			before := loyalty.lots_points(m.balance);
 			m.balance := loyalty._settle(m, as_of);
-			UPDATE loyalty.members SET balance = m.balance WHERE id = m.id;
-			members := members + 1;
-			expired_points := expired_points + before - loyalty.lots_points(m.balance);
+			UPDATE loyalty.members
+			   SET balance = m.balance, settled_at = greatest(settled_at, as_of)
+			 WHERE id = m.id;
+			IF loyalty.lots_points(m.balance) <> before THEN
+				members := members + 1;
+				expired_points := expired_points + before - loyalty.lots_points(m.balance);
+			END IF;
 		END LOOP;
 	END LOOP;
 END
@@ -1477,27 +1646,57 @@ BEGIN
 	IF program IS NOT NULL THEN
 		PERFORM loyalty._program(program);	-- LY003 for an unknown code
 	END IF;
+	-- each member's lots and latest activity as of as_of: the stored ones
+	-- from now on (what lies later is pending, and does not count), unless
+	-- only the ledger tells the member's deadlines; for a past as_of the
+	-- ledger replayed, member by member
 	RETURN QUERY
-		SELECT p.code, m.member_key, e.expires_at, sum(e.points)::bigint,
-			   min(loyalty.lots_available(m.balance, as_of)), 'expiry'
-		  FROM loyalty.members m
-		  JOIN loyalty.programs p ON p.id = m.program_id
-		 CROSS JOIN LATERAL loyalty.lots_entries(m.balance) e
-		 WHERE m.next_event_at <= as_of + within
-		   AND (expiring_points.program IS NULL OR p.code = expiring_points.program)
+		WITH n AS (
+			SELECT p.code, p.expiry_policy, p.expiry_interval, p.time_zone, m.member_key,
+				   s.lots, s.last_activity, s.next_event
+			  FROM loyalty.members m
+			  JOIN loyalty.programs p ON p.id = m.program_id
+			 CROSS JOIN LATERAL (
+				SELECT CASE WHEN p.expiry_policy = 'inactivity'
+								 AND loyalty.inactivity_deadline(p, m.last_activity_at) <= as_of
+								 AND loyalty.inactivity_deadline(p, m.last_activity_at)
+									 > coalesce(m.settled_at, '-infinity')
+							THEN loyalty._inactive_after(m.balance,
+														 loyalty.inactivity_deadline(p, m.last_activity_at))
+							ELSE m.balance END,
+					   m.last_activity_at, m.next_event_at
+				 WHERE as_of >= now()
+				   AND NOT (p.expiry_policy = 'inactivity'
+							AND m.last_activity_at > coalesce(m.settled_at, '-infinity'))
+				UNION ALL
+				SELECT r.lots, (SELECT max(l.effective_at) FROM loyalty.ledger l
+								 WHERE l.member_id = m.id AND l.effective_at <= as_of
+								   AND l.kind IN ('earn', 'pending', 'redeem', 'adjust', 'transfer')),
+					   loyalty.lots_next_event(r.lots)
+				  FROM (SELECT loyalty._lots_at(m, as_of) AS lots) r
+				 WHERE NOT (as_of >= now()
+							AND NOT (p.expiry_policy = 'inactivity'
+									 AND m.last_activity_at > coalesce(m.settled_at, '-infinity')))
+			 ) AS s(lots, last_activity, next_event)
+			 WHERE expiring_points.program IS NULL OR p.code = expiring_points.program
+		)
+		SELECT n.code, n.member_key, e.expires_at, sum(e.points)::bigint,
+			   min(loyalty.lots_available(n.lots, as_of)), 'expiry'
+		  FROM n
+		 CROSS JOIN LATERAL loyalty.lots_entries(n.lots) e
+		 WHERE n.next_event <= as_of + within
 		   AND e.state <> 'debt' AND (e.release_at IS NULL OR e.release_at <= as_of)
 		   AND e.expires_at > as_of AND e.expires_at <= as_of + within
-		 GROUP BY p.code, m.member_key, e.expires_at
+		 GROUP BY n.code, n.member_key, e.expires_at
 		UNION ALL
-		SELECT p.code, m.member_key, d.deadline, loyalty.lots_available(m.balance, as_of),
-			   loyalty.lots_available(m.balance, as_of), 'inactivity'
-		  FROM loyalty.programs p
-		  JOIN loyalty.members m ON m.program_id = p.id AND loyalty.lots_points(m.balance) > 0
-		 CROSS JOIN LATERAL (SELECT loyalty.inactivity_deadline(p, m.last_activity_at)) AS d(deadline)
-		 WHERE p.expiry_policy = 'inactivity'
-		   AND (expiring_points.program IS NULL OR p.code = expiring_points.program)
+		SELECT n.code, n.member_key, d.deadline, loyalty.lots_available(n.lots, as_of),
+			   loyalty.lots_available(n.lots, as_of), 'inactivity'
+		  FROM n
+		 CROSS JOIN LATERAL (SELECT loyalty.tz_add(n.last_activity, n.expiry_interval, n.time_zone))
+			   AS d(deadline)
+		 WHERE n.expiry_policy = 'inactivity'
 		   AND d.deadline > as_of AND d.deadline <= as_of + within
-		   AND loyalty.lots_available(m.balance, as_of) > 0
+		   AND loyalty.lots_available(n.lots, as_of) > 0
 		 ORDER BY 3, 1, 2;
 END
 $$;
@@ -2166,7 +2365,8 @@ BEGIN
 		RETURN c;
 	END IF;
 
-	m.balance := loyalty.lots_merge(loyalty._settle(m, now()), d.lots);
+	m := loyalty._settled(p, m);
+	m.balance := loyalty.lots_merge(m.balance, d.lots);
 	c := loyalty._append(p, m.id, 'cancel', -d.points, d.lots, reference, 'redemption cancelled', now());
 	s := loyalty.lots_expire(m.balance, now());
 	FOR e IN SELECT * FROM loyalty.lots_entries(s.expired) WHERE lots_entries.state = 'lot' LOOP
@@ -2175,8 +2375,9 @@ BEGIN
 		VALUES (p.id, m.id, 'expire', -e.points, loyalty.lots_add('{}', e.points, e.expires_at),
 				reference, 'expired before the redemption was cancelled', now());
 	END LOOP;
+	-- a cancellation is not activity (docs/concepts.md, Inactivity)
 	UPDATE loyalty.members
-	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
+	   SET balance = loyalty._after_write(p, m, s.remaining), settled_at = now()
 	 WHERE id = m.id;
 
 	UPDATE loyalty.reward_redemptions x SET cancelled_at = now()
@@ -2251,23 +2452,23 @@ BEGIN
 		END IF;
 	END IF;
 
-	a.balance := loyalty._settle(a, now());
+	a := loyalty._settled(p, a);
 	PERFORM loyalty._need_points(a, points, initcap(what));
 	-- the receiver's releases and expiries are written before the credit, as
-	-- they are applied before it: replayed in id order, the ledger must give
-	-- the stored lots (a release pays debt before the credit would)
-	b.balance := loyalty._settle(b, now());
+	-- they are applied before it (a release pays debt before the credit would)
+	b := loyalty._settled(p, b);
 	s := loyalty.lots_spend(a.balance, points, now());
 	debit := loyalty._append(p, a.id, 'transfer', -points, s.drawn, reference,
 							 format('%s to %s', what, b.member_key), now());
 	credit := loyalty._append(p, b.id, 'transfer', points, s.drawn, reference,
 							  format('%s from %s', what, a.member_key), now());
 	UPDATE loyalty.members
-	   SET balance = s.remaining, last_activity_at = greatest(last_activity_at, now())
+	   SET balance = loyalty._after_write(p, a, s.remaining),
+		   last_activity_at = greatest(last_activity_at, now()), settled_at = now()
 	 WHERE id = a.id;
 	UPDATE loyalty.members
-	   SET balance = loyalty.lots_merge(b.balance, s.drawn),
-		   last_activity_at = greatest(last_activity_at, now())
+	   SET balance = loyalty._after_write(p, b, loyalty.lots_merge(b.balance, s.drawn)),
+		   last_activity_at = greatest(last_activity_at, now()), settled_at = now()
 	 WHERE id = b.id;
 	RETURN NEXT debit;
 	RETURN NEXT credit;
@@ -2511,15 +2712,27 @@ CREATE FUNCTION loyalty._purchase_times(track_id integer, from_local timestamp,
 
 -- Each member's lots as of now(), with an inactivity expiry that is due but
 -- not yet written applied (as member_lots() does).  The base of the views.
+-- A member's lots as of now() replayed from the ledger, as the owner: the
+-- views call it for members whose stored lots do not tell (an activity
+-- after their last settlement), and their readers may not read the ledger.
+-- It answers nothing member_summary does not show them.
+CREATE FUNCTION loyalty._lots_now(member_id bigint) RETURNS loyalty.lots
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN (SELECT loyalty._lots_at(m, now()) FROM loyalty.members m WHERE m.id = member_id);
+
 CREATE VIEW loyalty._members_now AS
 SELECT m.id, m.program_id, p.code AS program_code, p.currency, p.point_value, p.time_zone,
 	   m.member_key, m.enrolled_at, m.first_purchase_at, m.last_activity_at, m.tier,
 	   m.tier_since, m.tier_valid_until, m.activity,
 	   -- (a subquery here would be costed for every member and set off JIT;
 	   -- deadline IS NOT NULL first: NULL AND f() still calls f())
-	   CASE WHEN d.deadline IS NOT NULL AND d.deadline <= now()
-				 AND loyalty._inactivity_unwritten(m.id, d.deadline)
-			THEN (loyalty.lots_expire_all((loyalty.lots_settle(m.balance, d.deadline)).remaining)).remaining
+	   CASE WHEN d.deadline IS NULL THEN m.balance
+			-- an activity after the last settlement: only the ledger tells
+			WHEN m.last_activity_at > coalesce(m.settled_at, '-infinity')
+			THEN loyalty._lots_now(m.id)
+			WHEN d.deadline <= now() AND d.deadline > coalesce(m.settled_at, '-infinity')
+			THEN loyalty._inactive_after(m.balance, d.deadline)
 			ELSE m.balance END AS lots
   FROM loyalty.members m
   JOIN loyalty.programs p ON p.id = m.program_id
@@ -2637,10 +2850,12 @@ WITH earned AS (
 	 WHERE l.kind IN ('earn', 'pending')
 	 GROUP BY 1, 2
 ), expired AS MATERIALIZED (
-	SELECT l.member_id, e.expires_at, sum(e.points) AS points
+	-- an inactivity expiry given back (reinstate) did not expire
+	SELECT l.member_id, e.expires_at,
+		   sum(CASE WHEN l.kind = 'reinstate' THEN -e.points ELSE e.points END) AS points
 	  FROM loyalty.ledger l
 	 CROSS JOIN LATERAL loyalty.lots_entries(l.lots) e
-	 WHERE l.kind = 'expire' AND e.state <> 'debt'
+	 WHERE l.kind IN ('expire', 'reinstate') AND e.state <> 'debt'
 	 GROUP BY 1, 2
 ), credited AS (
 	SELECT l.program_id, l.member_id, loyalty.activity_month(l.effective_at, p.time_zone) AS cohort_month,
@@ -3070,11 +3285,11 @@ BEGIN
 		 'lots_expire_all,lots_next_event,lots_settlement,lots_merge,lots_subtract,lots_apply,lots_available,'
 		 'lots_pending,lots_expiring,lots_total,lots_points,lots_debt,lots_entries,replay,'
 		 'activity_eq,activity_ne,activity_add,activity_sum,activity_total,activity_buckets,'
-		 'activity_month,tz_add,interval_sign,valid_time_zone,period_end,expiry_for,'
+		 'activity_month,tz_add,interval_sign,valid_time_zone,period_end,expiry_for,lots_expire_usable,'
 		 'inactivity_deadline', 'loyalty_reader,loyalty_app,loyalty_admin'),
-		-- what the views call (_inactivity_unwritten answers what
-		-- ledger_entries shows these roles anyway)
-		('expiring_points,leaderboard,program_kpis,retention,_inactivity_unwritten',
+		-- what the views call (_lots_now answers what member_summary shows
+		-- these roles anyway)
+		('expiring_points,leaderboard,program_kpis,retention,_lots_now,_inactive_after',
 		 'loyalty_reader,loyalty_admin'),
 		-- member functions
 		('enroll,earn,redeem,adjust,balance,balance_detail,member_lots,expiring,statement,tier,'

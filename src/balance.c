@@ -287,6 +287,20 @@ balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released)
 	}
 }
 
+/* Release the pending lot released first (it pays debt like any new lot). */
+void
+balbuf_release_first(BalanceBuf *buf)
+{
+	PendingLot	p;
+
+	if (buf->npending == 0)
+		return;
+	p = buf->pending[0];
+	remove_pending(buf, 0);
+	buf->sum -= p.points;
+	balbuf_add_lot(buf, p.points, p.expires);
+}
+
 /* Remove everything expired at as_of (expires <= as_of). */
 void
 balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
@@ -598,6 +612,96 @@ balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
 			remove_pending(buf, i);
 	}
 	balbuf_add_debt(buf, other->debt);
+}
+
+/*
+ * Debt and usable points never coexist: pay the debt from the lots usable
+ * at as_of, soonest expiry first.  A replay calls this after a debit, where
+ * a credit that arrived out of order may have left both.
+ */
+void
+balbuf_pay_debt(BalanceBuf *buf, TimestampTz as_of)
+{
+	int			first = first_usable(buf, as_of);
+
+	for (int i = first; i < buf->nlots && buf->debt > 0; i++)
+	{
+		int64		paid = Min(buf->debt, buf->lots[i].points);
+
+		buf->lots[i].points -= paid;
+		buf->debt -= paid;
+		buf->sum -= paid;
+	}
+	for (int i = buf->nlots - 1; i >= first; i--)
+		if (buf->lots[i].points == 0)
+			remove_lot(buf, i);
+}
+
+/*
+ * Remove as much of other as buf holds, lot by lot; return the points of
+ * other it did not hold.  For replays that must answer even when a ledger
+ * does not replay (balbuf_subtract is the strict form).
+ */
+int64
+balbuf_subtract_held(BalanceBuf *buf, const BalanceBuf *other)
+{
+	int64		missing = 0;
+
+	for (int j = 0; j < other->nlots; j++)
+	{
+		const BalanceLot *o = &other->lots[j];
+		int			i = lot_search(buf, o->expires);
+		int64		take = 0;
+
+		if (i < buf->nlots && buf->lots[i].expires == o->expires)
+		{
+			take = Min(o->points, buf->lots[i].points);
+			buf->lots[i].points -= take;
+			buf->sum -= take;
+			if (buf->lots[i].points == 0)
+				remove_lot(buf, i);
+		}
+		missing = loyalty_add_points(missing, o->points - take);
+	}
+	for (int j = 0; j < other->npending; j++)
+	{
+		const PendingLot *o = &other->pending[j];
+		int			i = pending_search(buf, o->release, o->expires);
+		int64		take = 0;
+
+		if (i < buf->npending &&
+			pending_cmp(buf->pending[i].release, buf->pending[i].expires,
+						o->release, o->expires) == 0)
+		{
+			take = Min(o->points, buf->pending[i].points);
+			buf->pending[i].points -= take;
+			buf->sum -= take;
+			if (buf->pending[i].points == 0)
+				remove_pending(buf, i);
+		}
+		missing = loyalty_add_points(missing, o->points - take);
+	}
+	balbuf_add_debt(buf, other->debt);
+	return missing;
+}
+
+/*
+ * Inactivity: take every lot usable at "at" (expires > at); lots expiring
+ * at or before it and pending lots stay.  The caller has released the
+ * pending lots due before "at".
+ */
+void
+balbuf_expire_usable(BalanceBuf *buf, TimestampTz at, BalanceBuf *expired)
+{
+	int			first = first_usable(buf, at);
+
+	for (int i = first; i < buf->nlots; i++)
+	{
+		if (expired)
+			insert_lot(expired, buf->lots[i].points, buf->lots[i].expires);
+		buf->sum -= buf->lots[i].points;
+	}
+	buf->nlots = first;
 }
 
 int64

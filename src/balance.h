@@ -73,6 +73,7 @@ extern void balbuf_add_pending(BalanceBuf *buf, int64 points,
 							   TimestampTz release, TimestampTz expires);
 extern void balbuf_add_debt(BalanceBuf *buf, int64 points);
 extern void balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released);
+extern void balbuf_release_first(BalanceBuf *buf);
 extern void balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired);
 extern void balbuf_expire_all(BalanceBuf *buf, BalanceBuf *expired);
 extern void balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of,
@@ -83,6 +84,9 @@ extern void balbuf_merge(BalanceBuf *buf, const BalanceBuf *other);
 extern void balbuf_merge_balance(BalanceBuf *buf, const Balance *other);
 extern Balance *balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pending);
 extern void balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other);
+extern int64 balbuf_subtract_held(BalanceBuf *buf, const BalanceBuf *other);
+extern void balbuf_pay_debt(BalanceBuf *buf, TimestampTz as_of);
+extern void balbuf_expire_usable(BalanceBuf *buf, TimestampTz at, BalanceBuf *expired);
 extern bool balbuf_holds(const BalanceBuf *buf, const BalanceBuf *other);
 
 extern int64 balbuf_available(const BalanceBuf *buf, TimestampTz as_of);

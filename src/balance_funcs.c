@@ -21,6 +21,7 @@ PG_FUNCTION_INFO_V1(lots_spend);
 PG_FUNCTION_INFO_V1(lots_expire);
 PG_FUNCTION_INFO_V1(lots_settle);
 PG_FUNCTION_INFO_V1(lots_expire_all);
+PG_FUNCTION_INFO_V1(lots_expire_usable);
 PG_FUNCTION_INFO_V1(lots_next_event);
 PG_FUNCTION_INFO_V1(lots_settlement);
 PG_FUNCTION_INFO_V1(lots_merge);
@@ -116,6 +117,19 @@ lots_expire_all(PG_FUNCTION_ARGS)
 	load(&buf, PG_GETARG_DATUM(0));
 	balbuf_init(&expired);
 	balbuf_expire_all(&buf, &expired);
+	return pair_result(fcinfo, &buf, &expired);
+}
+
+/* Inactivity at "at": every lot still usable then goes; the rest stays. */
+Datum
+lots_expire_usable(PG_FUNCTION_ARGS)
+{
+	BalanceBuf	buf,
+				expired;
+
+	load(&buf, PG_GETARG_DATUM(0));
+	balbuf_init(&expired);
+	balbuf_expire_usable(&buf, PG_GETARG_TIMESTAMPTZ(1), &expired);
 	return pair_result(fcinfo, &buf, &expired);
 }
 

@@ -107,6 +107,12 @@ typedef struct MemberState
 	char	   *tier;
 	Activity   *activity;
 	char	   *locked_tier;	/* the tier before this statement */
+	TimestampTz settled_at;		/* members.settled_at; DT_NOBEGIN when NULL */
+	bool		replay;			/* its lots must be rebuilt from the ledger */
+	/* corrections: the instants of the entries written for it */
+	TimestampTz earliest_write;
+	TimestampTz latest_write;
+	bool		wrote_activity;
 	bool		replayed;		/* some of its purchases were awarded before */
 	bool		any_went_in;	/* with replayed: some of its rows went in */
 	/* upgrades this statement qualified for, written once the awards are in */
@@ -177,6 +183,8 @@ static SPIPlanPtr plan_award_of = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
 static SPIPlanPtr plan_update_one = NULL;
 static SPIPlanPtr plan_upgrade = NULL;
+static SPIPlanPtr plan_latest = NULL;
+static SPIPlanPtr plan_rebuild = NULL;
 static uint64 plans_generation = 0;
 
 /* Plans name loyalty.lots by OID: drop them when configuration changed. */
@@ -185,7 +193,7 @@ check_plans(void)
 {
 	SPIPlanPtr *plans[] = {&plan_track, &plan_enroll, &plan_lock, &plan_lock_one, &plan_cap_used, &plan_insert,
 	&plan_insert_fast, &plan_update, &plan_award_of, &plan_insert_one, &plan_update_one,
-	&plan_one_member, &plan_settle, &plan_awarded, &plan_upgrade};
+	&plan_one_member, &plan_settle, &plan_awarded, &plan_upgrade, &plan_latest, &plan_rebuild};
 
 	if (plans_generation == loyalty_config_generation)
 		return;
@@ -455,8 +463,9 @@ static void uncount_row(ProgramConf *prog, MemberState *m, PendingRows *rows, in
 static void times_from_inserted(MemberState *members, int nmembers, PendingRows *rows,
 								const bool *went_in);
 static void settle_due(MemberState *m, TimestampTz at);
-static void settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases,
-							MemberState *members);
+static void plan_members(ProgramConf *prog, Purchase *purchases, int npurchases,
+						 MemberState *members, int nmembers);
+static void rebuild_member(MemberState *m);
 static int	cstring_ptr_cmp(const void *a, const void *b);
 
 /*
@@ -733,7 +742,8 @@ member_keys(MemberState *members, int nmembers, bool only_missing)
 	return construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
-#define LOCK_COLUMNS "id, member_key, balance, first_purchase_at, last_activity_at, tier, activity"
+#define LOCK_COLUMNS "id, member_key, balance, first_purchase_at, last_activity_at, tier, activity," \
+	" settled_at"
 
 static void
 lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missing)
@@ -806,6 +816,8 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 		m->tier = spi_text(tup, desc, 6);
 		m->locked_tier = m->tier;
 		m->activity = (Activity *) PG_DETOAST_DATUM_COPY(SPI_getbinval(tup, desc, 7, &isnull));
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		m->settled_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 	}
 }
 
@@ -1109,7 +1121,7 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 	bool	   *first_null = palloc(sizeof(bool) * nmembers);
 	Datum	   *last = palloc(sizeof(Datum) * nmembers);
 	Datum	   *act = palloc(sizeof(Datum) * nmembers);
-	Datum		args[5];
+	Datum		args[6];
 	int			n = 0;
 
 	for (int i = 0; i < nmembers; i++)
@@ -1130,20 +1142,23 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 		return;
 	if (plan_update == NULL)
 	{
-		Oid			t[5] = {INT8ARRAYOID, get_array_type(tc->lots_type),
+		Oid			t[6] = {INT8ARRAYOID, get_array_type(tc->lots_type),
 			get_array_type(TIMESTAMPTZOID), get_array_type(TIMESTAMPTZOID),
-		get_array_type(tc->activity_type)};
+		get_array_type(tc->activity_type), TIMESTAMPTZOID};
 
+		/* settled_at: plan_members() saw to it that everything due by now is written */
 		plan_update = keep("UPDATE loyalty.members m SET balance = u.b,"
-						   " first_purchase_at = u.f, last_activity_at = u.a, activity = u.act"
+						   " first_purchase_at = u.f, last_activity_at = u.a, activity = u.act,"
+						   " settled_at = $6"
 						   " FROM unnest($1, $2, $3, $4, $5) AS u(id, b, f, a, act) WHERE m.id = u.id",
-						   5, t);
+						   6, t);
 	}
 	args[0] = PointerGetDatum(array_of(ids, NULL, n, INT8OID));
 	args[1] = PointerGetDatum(array_of(lots, NULL, n, tc->lots_type));
 	args[2] = PointerGetDatum(array_of(first, first_null, n, TIMESTAMPTZOID));
 	args[3] = PointerGetDatum(array_of(last, NULL, n, TIMESTAMPTZOID));
 	args[4] = PointerGetDatum(array_of(act, NULL, n, tc->activity_type));
+	args[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	if (SPI_execute_plan(plan_update, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update member balances");
 }
@@ -1156,8 +1171,8 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 static void
 write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *rows)
 {
-	Datum		args[15];
-	char		nulls[15];
+	Datum		args[16];
+	char		nulls[16];
 	Balance    *before = balbuf_to_balance(&m->lots);
 	bool		isnull;
 	Datum		refs;
@@ -1174,12 +1189,13 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 	args[12] = Int64GetDatum(m->id);
 	args[13] = Int64GetDatum(rows->n);
 	args[14] = PointerGetDatum(m->activity);
+	args[15] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	if (plan_one_member == NULL)
 	{
-		Oid			t[15] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+		Oid			t[16] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 			get_array_type(tc->lots_type), TEXTARRAYOID, TEXTARRAYOID,
 			get_array_type(TIMESTAMPTZOID), tc->lots_type, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		INT8OID, INT8OID, tc->activity_type};
+		INT8OID, INT8OID, tc->activity_type, TIMESTAMPTZOID};
 
 		plan_one_member = keep(
 							   "WITH ins AS ("
@@ -1188,10 +1204,11 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 							   " SELECT $1, $2, " UNNEST_ROWS " "
 							   AWARD_CONFLICT " RETURNING reference),"
 							   " upd AS (UPDATE loyalty.members SET balance = $10,"
-							   " first_purchase_at = $11, last_activity_at = $12, activity = $15"
+							   " first_purchase_at = $11, last_activity_at = $12, activity = $15,"
+							   " settled_at = $16"
 							   " WHERE id = $13 AND (SELECT count(*) FROM ins) = $14 RETURNING 1)"
 							   " SELECT (SELECT count(*) FROM upd), (SELECT array_agg(reference) FROM ins)",
-							   15, t);
+							   16, t);
 	}
 	if (SPI_execute_plan(plan_one_member, args, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -1478,7 +1495,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		members[purchases[i].member].key_hash = purchases[i].key_hash;
 	}
 	lock_members(&tc, prog->auto_enroll, members, nmembers);
-	settle_inactive(prog, purchases, npurchases, members);
+	plan_members(prog, purchases, npurchases, members, nmembers);
 
 	/*
 	 * A reference may repeat when reference_columns are not unique; as with
@@ -1553,7 +1570,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	}
 
 	/* the common case, one customer's purchase: one statement writes both */
-	if (nmembers == 1 && rows.n > 0 && rows.n <= 16)
+	if (nmembers == 1 && rows.n > 0 && rows.n <= 16 && !members[0].replay)
 	{
 		write_one_member(&tc, prog, &members[0], &rows);
 		write_upgrades(prog, &members[0]);
@@ -1582,6 +1599,9 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		}
 	}
 	times_from_inserted(members, nmembers, &rows, went_in);
+	for (int i = 0; i < nmembers; i++)
+		if (members[i].found && members[i].replay)
+			rebuild_member(&members[i]);
 
 	/* 5. new balances, then the tier upgrades they reached */
 	members_update(&tc, members, nmembers);
@@ -1607,9 +1627,15 @@ lock_member(TrackCols *tc, const char *key, bool enroll, MemberState *m)
 	return m->found;
 }
 
-/* the purchase's net award and the lots of its initial award */
+/*
+ * The purchase's net award; the lots it created that the member still
+ * holds by its account -- its first award and every increase, less what its
+ * reversals took -- which a reversal takes first; and the latest instant of
+ * those credits.
+ */
 static int64
-award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *initial, bool *has_initial)
+award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *own, bool *has_initial,
+		 TimestampTz *credited_at)
 {
 	Datum		args[3];
 	int64		net = 0;
@@ -1618,7 +1644,7 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *initi
 	{
 		Oid			t[3] = {INT8OID, INT4OID, TEXTOID};
 
-		plan_award_of = keep("SELECT kind, points, lots FROM loyalty.ledger"
+		plan_award_of = keep("SELECT kind, points, lots, effective_at FROM loyalty.ledger"
 							 " WHERE member_id = $1 AND track_id = $2 AND reference = $3"
 							 " ORDER BY id", 3, t);
 	}
@@ -1628,21 +1654,32 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *initi
 	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
 	if (SPI_execute_plan(plan_award_of, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
-	balbuf_init(initial);
+	balbuf_init(own);
 	*has_initial = false;
+	*credited_at = DT_NOBEGIN;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		char	   *kind = spi_text(tup, desc, 1);
+		int64		points = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		BalanceBuf	lots;
 
-		net = loyalty_add_points(net, DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)));
-		if (strcmp(kind, "earn") == 0 || strcmp(kind, "pending") == 0)
+		net = loyalty_add_points(net, points);
+		balbuf_from_balance(&lots, DatumGetBalanceP(SPI_getbinval(tup, desc, 3, &isnull)));
+		if (points > 0)
 		{
-			balbuf_from_balance(initial, DatumGetBalanceP(SPI_getbinval(tup, desc, 3, &isnull)));
-			*has_initial = true;
+			balbuf_merge(own, &lots);
+			*credited_at = Max(*credited_at, DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)));
 		}
+		else if (points < 0)
+		{
+			lots.debt = 0;		/* what became debt was not taken from its lots */
+			(void) balbuf_subtract_held(own, &lots);
+		}
+		if (strcmp(kind, "earn") == 0 || strcmp(kind, "pending") == 0)
+			*has_initial = true;
 	}
 	return net;
 }
@@ -1736,9 +1773,10 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 				 TimestampTz at, const ExpirySpec *expiry, int64 target, const char *reason,
 				 const PurchaseFacts *caps, int64 *net_before)
 {
-	BalanceBuf	initial;
+	BalanceBuf	own;
 	bool		has_initial;
-	int64		net = award_of(tc, m, reference, &initial, &has_initial);
+	TimestampTz credited_at;
+	int64		net = award_of(tc, m, reference, &own, &has_initial, &credited_at);
 	int64		diff;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
@@ -1764,15 +1802,29 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 		balbuf_from_balance(&delta, lots);
 		balbuf_merge(&m->lots, &delta);
 		m->dirty = true;
+		m->latest_write = Max(m->latest_write, at);
+		m->earliest_write = Min(m->earliest_write, at);
+		/* an award or increase is activity at the purchase time */
+		m->wrote_activity = true;
+		m->last_activity_at = Max(m->last_activity_at, at);
 	}
 	else if (diff < 0)
 	{
 		BalanceBuf	drawn;
+		TimestampTz at_rev = now;
 
+		/*
+		 * A purchase dated in the future is taken back where it was awarded,
+		 * from its own pending lots: it never counted at any instant.
+		 */
+		if (credited_at > now && balbuf_pending(&own, now) >= -diff)
+			at_rev = credited_at;
 		balbuf_init(&drawn);
-		balbuf_reverse(&m->lots, -diff, now, has_initial ? &initial : NULL, &drawn);
-		insert_one(tc, m, "reverse", diff, balbuf_to_balance(&drawn), reference, reason, now);
+		balbuf_reverse(&m->lots, -diff, now, &own, &drawn);
+		insert_one(tc, m, "reverse", diff, balbuf_to_balance(&drawn), reference, reason, at_rev);
 		m->dirty = true;
+		m->latest_write = Max(m->latest_write, at_rev);
+		m->earliest_write = Min(m->earliest_write, at_rev);
 	}
 	return diff;
 }
@@ -1791,8 +1843,9 @@ settle_due(MemberState *m, TimestampTz at)
 	{
 		Oid			t[2] = {INT8OID, TIMESTAMPTZOID};
 
-		plan_settle = keep("UPDATE loyalty.members m SET balance = loyalty._settle(m, $2)"
-						   " WHERE id = $1 RETURNING balance", 2, t);
+		plan_settle = keep("UPDATE loyalty.members m SET balance = loyalty._settle(m, $2),"
+						   " settled_at = greatest(m.settled_at, $2)"
+						   " WHERE id = $1 RETURNING balance, settled_at", 2, t);
 	}
 	args[0] = Int64GetDatum(m->id);
 	args[1] = TimestampTzGetDatum(at);
@@ -1802,29 +1855,129 @@ settle_due(MemberState *m, TimestampTz at)
 	balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(SPI_tuptable->vals[0],
 																 SPI_tuptable->tupdesc, 1,
 																 &isnull)));
+	m->settled_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													  2, &isnull));
 }
 
 /*
- * Under the inactivity policy a purchase after the deadline must not revive
- * the points that expired at it: write that expiry before the award.  Only
- * each member's first purchase in the statement is checked (see
- * docs/concepts.md, Known limitations).
+ * Rebuild a member's lots from the ledger (loyalty._rebuild): everything
+ * due by now written, the result stored.  For writes that do not apply to
+ * the stored lots in effective order.
  */
 static void
-settle_inactive(ProgramConf *prog, Purchase *purchases, int npurchases, MemberState *members)
+rebuild_member(MemberState *m)
 {
-	if (prog->expiry.policy != EXPIRY_INACTIVITY)
+	Datum		args[2];
+	bool		isnull;
+
+	if (plan_rebuild == NULL)
+	{
+		Oid			t[2] = {INT8OID, TIMESTAMPTZOID};
+
+		plan_rebuild = keep("UPDATE loyalty.members m SET balance = loyalty._rebuild(m, $2),"
+							" settled_at = $2 WHERE id = $1 RETURNING balance", 2, t);
+	}
+	args[0] = Int64GetDatum(m->id);
+	args[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (SPI_execute_plan(plan_rebuild, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not rebuild the lots of member %lld", (long long) m->id);
+	balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1,
+																 &isnull)));
+	m->settled_at = GetCurrentTransactionStartTimestamp();
+	m->dirty = true;
+}
+
+/* The instant of each member's latest ledger entry (DT_NOBEGIN: none). */
+static void
+latest_entries(MemberState *members, int nmembers, TimestampTz *latest)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(nmembers, 1));
+	int			n = 0;
+	Datum		args[1];
+
+	for (int i = 0; i < nmembers; i++)
+	{
+		latest[i] = DT_NOBEGIN;
+		if (members[i].found)
+			ids[n++] = Int64GetDatum(members[i].id);
+	}
+	if (n == 0)
 		return;
+	if (plan_latest == NULL)
+	{
+		Oid			t[1] = {INT8ARRAYOID};
+
+		plan_latest = keep("SELECT member_id, max(effective_at) FROM loyalty.ledger"
+						   " WHERE member_id = ANY ($1) GROUP BY member_id", 1, t);
+	}
+	args[0] = PointerGetDatum(array_of(ids, NULL, n, INT8OID));
+	/* not read_only: a fresh snapshot sees what committed while we waited for the members */
+	if (SPI_execute_plan(plan_latest, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the members' latest entries");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		TimestampTz at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+
+		for (int i = 0; i < nmembers; i++)
+			if (members[i].found && members[i].id == id)
+				latest[i] = at;
+	}
+}
+
+/*
+ * Decide, per member, whether the statement's awards can be applied to the
+ * stored lots, or the lots must be rebuilt from the ledger after them
+ * (docs/concepts.md, Balances as of any instant): a purchase dated before
+ * the member's latest entry, debt (who pays it depends on the order of the
+ * time axis), and under inactivity an activity after the last settlement,
+ * a purchase before a deadline that has passed, a deadline between two
+ * purchases of the statement, or one due by now after them.  Otherwise an
+ * inactivity deadline that passed before the member's first purchase of the
+ * statement is written first, so that the purchase never revives the points
+ * that expired at it.
+ */
+static void
+plan_members(ProgramConf *prog, Purchase *purchases, int npurchases, MemberState *members,
+			 int nmembers)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz *latest = palloc(sizeof(TimestampTz) * Max(nmembers, 1));
+	bool		inactivity = prog->expiry.policy == EXPIRY_INACTIVITY;
+
+	latest_entries(members, nmembers, latest);
 	for (int i = 0; i < npurchases; i++)
 	{
 		MemberState *m = &members[purchases[i].member];
+		TimestampTz first = purchases[i].facts.at,
+					last = first,
+					deadline;
+		int			j;
 
 		if (i > 0 && purchases[i - 1].member == purchases[i].member)
 			continue;			/* sorted by member, then time: the first is the earliest */
-		if (!m->found || m->lots.nlots == 0 ||
-			loyalty_inactivity_deadline(prog, m->last_activity_at) > purchases[i].facts.at)
+		for (j = i + 1; j < npurchases && purchases[j].member == purchases[i].member; j++)
+		{
+			if (inactivity &&
+				loyalty_inactivity_deadline(prog, purchases[j - 1].facts.at) <= purchases[j].facts.at)
+				m->replay = true;
+			last = purchases[j].facts.at;
+		}
+		if (!m->found)
 			continue;
-		settle_due(m, purchases[i].facts.at);
+		if (first < latest[purchases[i].member] || m->lots.debt > 0)
+			m->replay = true;
+		if (!inactivity)
+			continue;
+		deadline = loyalty_inactivity_deadline(prog, m->last_activity_at);
+		if (m->last_activity_at > m->settled_at || (deadline <= now && first < deadline) ||
+			loyalty_inactivity_deadline(prog, Max(m->last_activity_at, last)) <= now)
+			m->replay = true;
+		if (!m->replay && deadline <= first && deadline > m->settled_at)
+			settle_due(m, first);
 	}
 }
 
@@ -1842,6 +1995,7 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 	int64		moved;
 	int64		was,
 				now;
+	TimestampTz latest;
 
 	/* a non-member has no tier: this decides whether to enroll */
 	if (award && !p->reversed)
@@ -1849,6 +2003,9 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 	if (!lock_member(tc, p->member_key, target > 0 && prog->auto_enroll, &m))
 		return;
 	settle_due(&m, GetCurrentTransactionStartTimestamp());
+	latest_entries(&m, 1, &latest);
+	m.earliest_write = DT_NOEND;
+	m.latest_write = DT_NOBEGIN;
 	if (award && !p->reversed)
 	{
 		p->facts.tier = m.tier;
@@ -1894,9 +2051,16 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 		count_activity(prog, &m, NULL, 0, moved, p->facts.at);
 	if (m.dirty)
 	{
-		if (target > 0)
-			m.last_activity_at = Max(m.last_activity_at, p->facts.at);
 		update_one(&m, tc);
+		/*
+		 * An entry dated before the member's latest one, or under inactivity
+		 * an activity (it may be late for a deadline, or set one due now):
+		 * the lots come from the ledger (docs/concepts.md, Balances as of
+		 * any instant).
+		 */
+		if (m.earliest_write < latest ||
+			(prog->expiry.policy == EXPIRY_INACTIVITY && m.wrote_activity))
+			rebuild_member(&m);
 	}
 	write_upgrades(prog, &m);
 }

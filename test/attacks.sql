@@ -299,7 +299,7 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
 		'loyalty.verify()',
 		'loyalty.expiring_points(interval,timestamp with time zone,text)',
 		'loyalty.leaderboard(date,date,integer,text)',
-		'loyalty._inactivity_unwritten(bigint,timestamp with time zone)',
+		'loyalty._lots_now(bigint)',
 		-- read application tables only through _purchase_times/_customer_keys (as their owner)
 		'loyalty.program_kpis(integer,integer,text)',
 		'loyalty.retention(text,integer,text)',
@@ -312,8 +312,8 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
 		'loyalty._alter_guard()',
 		'loyalty._drop_guard()'])$$,
 	'every SECURITY DEFINER function is on the reviewed list');
-SELECT ok(NOT has_function_privilege('loyalty_app', 'loyalty._inactivity_unwritten(bigint,timestamptz)', 'EXECUTE'),
-	'loyalty_app may not call _inactivity_unwritten');
+SELECT ok(NOT has_function_privilege('loyalty_app', 'loyalty._lots_now(bigint)', 'EXECUTE'),
+	'loyalty_app may not call _lots_now (the views'' replay of a member, as the owner)');
 SELECT is_empty($$SELECT r.rolname, p.proname FROM pg_proc p
 	CROSS JOIN (VALUES ('loyalty_reader'), ('loyalty_app'), ('loyalty_admin')) r(rolname)
 	WHERE p.pronamespace = 'loyalty'::regnamespace

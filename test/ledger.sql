@@ -179,7 +179,7 @@ SELECT is((SELECT count(*) FROM loyalty.verify() WHERE member_key = 'sam' AND pr
 
 ------------------------------------------------------------------------------
 -- verify() checks which lots, not only how many points: the ledger replayed
--- in write order must give the stored lots
+-- on the time axis must give the stored lots
 ------------------------------------------------------------------------------
 SELECT loyalty.enroll('vic') IS NOT NULL;
 SELECT loyalty.earn('vic', 30, 'v-1', '2025-01-10 00:00:00+00') IS NOT NULL;
@@ -191,7 +191,7 @@ UPDATE loyalty.members
    SET balance = loyalty.lots_add(loyalty.lots_add('{}', 25, '2030-01-01 00:00:00+00'), 25, 'infinity')
  WHERE member_key = 'vic';
 SELECT results_eq($$SELECT problem, ledger_sum, balance_total FROM loyalty.verify() WHERE member_key = 'vic'$$,
-	$$VALUES ('stored lots differ from the ledger replayed in write order', 50::bigint, 50::bigint)$$,
+	$$VALUES ('stored lots differ from the ledger replayed in effective order', 50::bigint, 50::bigint)$$,
 	'verify() reports stored lots with the right total but the wrong split');
 UPDATE loyalty.members m SET balance = vic.balance FROM vic WHERE m.id = vic.id;
 SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'vic'$$, 'and nothing once they are back');
@@ -203,7 +203,7 @@ SELECT m.program_id, m.id, k, p, l::loyalty.lots, now()
 			   (2, 'redeem', -5, '{5 until 2032-01-01 00:00:00+00}')) v(n, k, p, l)
  WHERE m.member_key = 'vic' ORDER BY v.n;
 SELECT results_eq($$SELECT problem FROM loyalty.verify() WHERE member_key = 'vic'$$,
-	$$VALUES ('the ledger replayed in write order removes lots the member did not hold')$$,
+	$$VALUES ('the ledger replayed in effective order removes lots the member did not hold at ' || now())$$,
 	'verify() reports a debit of lots the replayed ledger does not hold, without an error');
 
 SELECT * FROM finish();

@@ -43,9 +43,11 @@ CREATE TABLE customers (id text PRIMARY KEY);
 INSERT INTO customers VALUES ('ann'), ('bob'), ('cat'), ('zed'), ('yan'), ('xi');
 SELECT loyalty.set_kpi_customers('customers', 'id', 'shop') \g /dev/null
 UPDATE loyalty.kpi_settings SET active_days = 20 WHERE program_id = 1;
--- eve's last activity moves back 7 months: her inactivity deadline has
--- passed and nothing has written the expiry yet
-UPDATE loyalty.members SET last_activity_at = now() - interval '7 months' WHERE member_key = 'eve';
+-- eve's last activity and settlement move back 7 months: her inactivity
+-- deadline has passed and nothing has written the expiry yet
+UPDATE loyalty.members SET last_activity_at = now() - interval '7 months',
+						   settled_at = now() - interval '7 months'
+ WHERE member_key = 'eve';
 
 -- member_summary
 SELECT results_eq(
