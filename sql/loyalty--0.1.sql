@@ -156,14 +156,16 @@ CREATE TYPE loyalty._timeline_result AS (
 );
 CREATE FUNCTION loyalty._timeline_step(internal, program_id integer, mode text, as_of timestamptz,
 									   settled_at timestamptz, kind text, points bigint,
-									   lots loyalty.lots, reason text, effective_at timestamptz)
+									   lots loyalty.lots, reason text, effective_at timestamptz,
+									   id bigint)
 	RETURNS internal
 	AS 'MODULE_PATHNAME', 'loyalty_timeline_step' LANGUAGE C;
 CREATE FUNCTION loyalty._timeline_final(internal) RETURNS loyalty._timeline_result
 	AS 'MODULE_PATHNAME', 'loyalty_timeline_final' LANGUAGE C;
 CREATE AGGREGATE loyalty._timeline(program_id integer, mode text, as_of timestamptz,
 								   settled_at timestamptz, kind text, points bigint,
-								   lots loyalty.lots, reason text, effective_at timestamptz) (
+								   lots loyalty.lots, reason text, effective_at timestamptz,
+								   id bigint) (
 	SFUNC = loyalty._timeline_step,
 	STYPE = internal,
 	FINALFUNC = loyalty._timeline_final
@@ -739,6 +741,21 @@ CREATE FUNCTION loyalty._needs_replay(p loyalty.programs, m loyalty.members, at 
 				 OR (loyalty.inactivity_deadline(p, m.last_activity_at) <= now()
 					 AND at < loyalty.inactivity_deadline(p, m.last_activity_at))));
 
+-- A member's ledger replayed on the time axis (src/timeline.c) in one of
+-- its modes, over the entries effective up to "upto".
+CREATE FUNCTION loyalty._replay(m loyalty.members, mode text, as_of timestamptz,
+								upto timestamptz DEFAULT 'infinity')
+	RETURNS loyalty._timeline_result
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN (SELECT loyalty._timeline(m.program_id, mode, as_of, m.settled_at, l.kind, l.points,
+									 l.lots, l.reason, l.effective_at, l.id
+									 ORDER BY l.effective_at,
+											  (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
+											  l.id)
+			  FROM loyalty.ledger l
+			 WHERE l.member_id = m.id AND l.effective_at <= upto);
+
 -- The member's lots replayed from the ledger: everything, with what fell
 -- due by "at" written to the ledger first (releases, expiries, inactivity
 -- expiries, each effective at its own instant).  What the stored lots are
@@ -748,14 +765,8 @@ CREATE FUNCTION loyalty._rebuild(m loyalty.members, at timestamptz) RETURNS loya
 	SET search_path = pg_catalog, loyalty, pg_temp
 AS $$
 DECLARE
-	t loyalty._timeline_result;
+	t loyalty._timeline_result := loyalty._replay(m, 'settle', at);
 BEGIN
-	t := (SELECT loyalty._timeline(m.program_id, 'settle', at, m.settled_at, l.kind, l.points, l.lots,
-								   l.reason, l.effective_at
-								   ORDER BY l.effective_at,
-											(l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC, l.id)
-			FROM loyalty.ledger l
-		   WHERE l.member_id = m.id);
 	IF cardinality(t.kinds) > 0 THEN
 		-- in time order, so that ids follow it
 		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
@@ -773,13 +784,15 @@ $$;
 CREATE FUNCTION loyalty._lots_at(m loyalty.members, as_of timestamptz) RETURNS loyalty.lots
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, loyalty, pg_temp
-	RETURN coalesce((SELECT (loyalty._timeline(m.program_id, 'read', as_of, m.settled_at, l.kind,
-											   l.points, l.lots, l.reason, l.effective_at
-											   ORDER BY l.effective_at,
-														(l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
-														l.id)).lots
-					   FROM loyalty.ledger l
-					  WHERE l.member_id = m.id AND l.effective_at <= as_of), '{}');
+	RETURN coalesce((loyalty._replay(m, 'read', as_of, as_of)).lots, '{}');
+
+-- What a debit effective at as_of may take: the lots as of as_of, each
+-- usable lot limited to what the entries effective after as_of (written by
+-- transactions that started later and committed first) leave of it.
+CREATE FUNCTION loyalty._spendable(m loyalty.members, as_of timestamptz) RETURNS loyalty.lots
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN coalesce((loyalty._replay(m, 'spend', as_of)).lots, '{}');
 
 -- The lots after the inactivity deadline d took everything usable just
 -- before it, nothing written: pending lots released before d count as lots.
@@ -897,8 +910,9 @@ $$;
 -- The member (locked) with everything due by now() written, and as
 -- balance the lots usable now: for a write effective now.  When the stored
 -- lots are not the lots as of now (an entry later than now, or inactivity
--- deadlines known only to the ledger) they come from a replay; settled_at
--- is then now(), and _after_write() replays again after the write.
+-- deadlines known only to the ledger) they come from a replay, limited to
+-- what the entries later than now leave (_spendable); settled_at is then
+-- now(), and _after_write() replays again after the write.
 CREATE FUNCTION loyalty._settled(p loyalty.programs, m loyalty.members) RETURNS loyalty.members
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -907,7 +921,7 @@ BEGIN
 	IF loyalty._needs_replay(p, m, now()) THEN
 		PERFORM loyalty._rebuild(m, now());
 		m.settled_at := now();
-		m.balance := loyalty._lots_at(m, now());
+		m.balance := loyalty._spendable(m, now());
 	ELSE
 		m.balance := loyalty._settle(m, now());
 	END IF;
@@ -1145,6 +1159,7 @@ DECLARE
 	p loyalty.programs := loyalty._program(program);
 	m loyalty.members := loyalty._member(p, member, false);
 	deadline timestamptz;
+	r loyalty.lots;
 BEGIN
 	IF as_of IS NULL THEN
 		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = '22004';
@@ -1153,11 +1168,16 @@ BEGIN
 	   OR EXISTS (SELECT 1 FROM loyalty.ledger WHERE member_id = m.id AND effective_at > as_of) THEN
 		RETURN loyalty._lots_at(m, as_of);
 	END IF;
+	r := m.balance;
 	deadline := loyalty.inactivity_deadline(p, m.last_activity_at);
 	IF deadline <= as_of AND deadline > coalesce(m.settled_at, '-infinity') THEN
-		RETURN loyalty._inactive_after(m.balance, deadline);
+		r := loyalty._inactive_after(r, deadline);
 	END IF;
-	RETURN m.balance;
+	-- debt is paid by pending lots as they are released
+	IF loyalty.lots_debt(r) > 0 THEN
+		r := (loyalty.lots_settle(r, as_of)).remaining;
+	END IF;
+	RETURN r;
 END
 $$;
 
@@ -1308,7 +1328,7 @@ AS $$
 	  LEFT JOIN sums ON sums.member_id = m.id
 	  LEFT JOIN (SELECT mm.id AS member_id,
 						loyalty._timeline(mm.program_id, 'verify', 'infinity', mm.settled_at,
-										  l.kind, l.points, l.lots, l.reason, l.effective_at
+										  l.kind, l.points, l.lots, l.reason, l.effective_at, l.id
 										  ORDER BY l.effective_at,
 												   (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
 												   l.id) AS t
@@ -2727,7 +2747,10 @@ SELECT m.id, m.program_id, p.code AS program_code, p.currency, p.point_value, p.
 	   m.tier_since, m.tier_valid_until, m.activity,
 	   -- (a subquery here would be costed for every member and set off JIT;
 	   -- deadline IS NOT NULL first: NULL AND f() still calls f())
-	   CASE WHEN d.deadline IS NULL THEN m.balance
+	   CASE WHEN d.deadline IS NULL THEN
+				 -- debt is paid by pending lots as they are released
+				 CASE WHEN loyalty.lots_debt(m.balance) > 0
+					  THEN (loyalty.lots_settle(m.balance, now())).remaining ELSE m.balance END
 			-- an activity after the last settlement: only the ledger tells
 			WHEN m.last_activity_at > coalesce(m.settled_at, '-infinity')
 			THEN loyalty._lots_now(m.id)

@@ -638,12 +638,47 @@ balbuf_pay_debt(BalanceBuf *buf, TimestampTz as_of)
 }
 
 /*
+ * Limit each usable lot of buf to the points of limit's usable lot with the
+ * same expiry (none: 0).  Pending lots and debt stay.
+ */
+void
+balbuf_clamp_lots(BalanceBuf *buf, const BalanceBuf *limit)
+{
+	for (int i = buf->nlots - 1; i >= 0; i--)
+	{
+		int			j = lot_search(limit, buf->lots[i].expires);
+		int64		held = 0;
+
+		if (j < limit->nlots && limit->lots[j].expires == buf->lots[i].expires)
+			held = limit->lots[j].points;
+		if (buf->lots[i].points > held)
+		{
+			buf->sum -= buf->lots[i].points - held;
+			buf->lots[i].points = held;
+			if (held == 0)
+				remove_lot(buf, i);
+		}
+	}
+}
+
+/*
  * Remove as much of other as buf holds, lot by lot; return the points of
  * other it did not hold.  For replays that must answer even when a ledger
  * does not replay (balbuf_subtract is the strict form).
  */
 int64
 balbuf_subtract_held(BalanceBuf *buf, const BalanceBuf *other)
+{
+	return balbuf_split_held(buf, other, NULL);
+}
+
+/*
+ * balbuf_subtract_held that also collects, in unheld (when not NULL), the
+ * lots and pending lots of other that buf did not hold.  other's debt is
+ * added to buf, not to unheld.
+ */
+int64
+balbuf_split_held(BalanceBuf *buf, const BalanceBuf *other, BalanceBuf *unheld)
 {
 	int64		missing = 0;
 
@@ -662,6 +697,8 @@ balbuf_subtract_held(BalanceBuf *buf, const BalanceBuf *other)
 				remove_lot(buf, i);
 		}
 		missing = loyalty_add_points(missing, o->points - take);
+		if (unheld != NULL && o->points > take)
+			balbuf_add_lot(unheld, o->points - take, o->expires);
 	}
 	for (int j = 0; j < other->npending; j++)
 	{
@@ -680,6 +717,8 @@ balbuf_subtract_held(BalanceBuf *buf, const BalanceBuf *other)
 				remove_pending(buf, i);
 		}
 		missing = loyalty_add_points(missing, o->points - take);
+		if (unheld != NULL && o->points > take)
+			balbuf_add_pending(unheld, o->points - take, o->release, o->expires);
 	}
 	balbuf_add_debt(buf, other->debt);
 	return missing;

@@ -85,6 +85,8 @@ extern void balbuf_merge_balance(BalanceBuf *buf, const Balance *other);
 extern Balance *balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pending);
 extern void balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other);
 extern int64 balbuf_subtract_held(BalanceBuf *buf, const BalanceBuf *other);
+extern void balbuf_clamp_lots(BalanceBuf *buf, const BalanceBuf *limit);
+extern int64 balbuf_split_held(BalanceBuf *buf, const BalanceBuf *other, BalanceBuf *unheld);
 extern void balbuf_pay_debt(BalanceBuf *buf, TimestampTz as_of);
 extern void balbuf_expire_usable(BalanceBuf *buf, TimestampTz at, BalanceBuf *expired);
 extern bool balbuf_holds(const BalanceBuf *buf, const BalanceBuf *other);

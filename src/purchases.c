@@ -464,7 +464,7 @@ static void times_from_inserted(MemberState *members, int nmembers, PendingRows 
 								const bool *went_in);
 static void settle_due(MemberState *m, TimestampTz at);
 static void plan_members(ProgramConf *prog, Purchase *purchases, int npurchases,
-						 MemberState *members, int nmembers);
+						 MemberState *members, int nmembers, bool check_latest);
 static void rebuild_member(MemberState *m);
 static int	cstring_ptr_cmp(const void *a, const void *b);
 
@@ -1120,6 +1120,7 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 	Datum	   *first = palloc(sizeof(Datum) * nmembers);
 	bool	   *first_null = palloc(sizeof(bool) * nmembers);
 	Datum	   *last = palloc(sizeof(Datum) * nmembers);
+	bool	   *last_null = palloc(sizeof(bool) * nmembers);
 	Datum	   *act = palloc(sizeof(Datum) * nmembers);
 	Datum		args[6];
 	int			n = 0;
@@ -1128,13 +1129,15 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 	{
 		MemberState *m = &members[i];
 
-		if (!m->dirty)
+		/* every row refused (purchases inserted again): the member is unchanged */
+		if (!m->dirty || (m->replayed && !m->any_went_in))
 			continue;
 		ids[n] = Int64GetDatum(m->id);
 		lots[n] = PointerGetDatum(balbuf_to_balance(&m->lots));
 		first_null[n] = !m->had_purchase;
 		first[n] = TimestampTzGetDatum(m->first_purchase_at);
 		last[n] = TimestampTzGetDatum(m->last_activity_at);
+		last_null[n] = m->last_activity_at == DT_NOBEGIN;	/* no activity yet */
 		act[n] = PointerGetDatum(m->activity);
 		n++;
 	}
@@ -1156,7 +1159,7 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 	args[0] = PointerGetDatum(array_of(ids, NULL, n, INT8OID));
 	args[1] = PointerGetDatum(array_of(lots, NULL, n, tc->lots_type));
 	args[2] = PointerGetDatum(array_of(first, first_null, n, TIMESTAMPTZOID));
-	args[3] = PointerGetDatum(array_of(last, NULL, n, TIMESTAMPTZOID));
+	args[3] = PointerGetDatum(array_of(last, last_null, n, TIMESTAMPTZOID));
 	args[4] = PointerGetDatum(array_of(act, NULL, n, tc->activity_type));
 	args[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	if (SPI_execute_plan(plan_update, args, NULL, false, 0) != SPI_OK_UPDATE)
@@ -1165,17 +1168,23 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 
 /*
  * One member's few ledger rows and new balance in a single statement.  The
- * UPDATE applies only if every row went in; otherwise (a replayed purchase)
- * the balance is rebuilt from what did.
+ * UPDATE applies only if every row went in and no entry of the member is
+ * later than the earliest row (the member's newest entry is looked up in
+ * the same statement, after the lock); otherwise the balance is rebuilt
+ * from what went in (a replayed purchase) or from the ledger (a purchase
+ * dated before the member's newest entry).
  */
 static void
 write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *rows)
 {
-	Datum		args[16];
-	char		nulls[16];
+	Datum		args[17];
+	char		nulls[17];
 	Balance    *before = balbuf_to_balance(&m->lots);
 	bool		isnull;
 	Datum		refs;
+	Datum		prior;
+	TimestampTz prior_at;
+	TimestampTz earliest = DT_NOEND;
 
 	for (int i = 0; i < rows->n; i++)
 		balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
@@ -1186,19 +1195,26 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 	if (!m->had_purchase)
 		nulls[10] = 'n';
 	args[11] = TimestampTzGetDatum(m->last_activity_at);
+	if (m->last_activity_at == DT_NOBEGIN)
+		nulls[11] = 'n';		/* no activity yet */
 	args[12] = Int64GetDatum(m->id);
 	args[13] = Int64GetDatum(rows->n);
 	args[14] = PointerGetDatum(m->activity);
 	args[15] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	for (int i = 0; i < rows->n; i++)
+		earliest = Min(earliest, DatumGetTimestampTz(rows->effective[i]));
+	args[16] = TimestampTzGetDatum(earliest);
 	if (plan_one_member == NULL)
 	{
-		Oid			t[16] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+		Oid			t[17] = {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 			get_array_type(tc->lots_type), TEXTARRAYOID, TEXTARRAYOID,
 			get_array_type(TIMESTAMPTZOID), tc->lots_type, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		INT8OID, INT8OID, tc->activity_type, TIMESTAMPTZOID};
+		INT8OID, INT8OID, tc->activity_type, TIMESTAMPTZOID, TIMESTAMPTZOID};
 
 		plan_one_member = keep(
-							   "WITH ins AS ("
+							   "WITH prior AS (SELECT max(effective_at) AS at FROM loyalty.ledger"
+							   " WHERE member_id = $13),"
+							   " ins AS ("
 							   " INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
 							   " points, lots, reference, reason, effective_at)"
 							   " SELECT $1, $2, " UNNEST_ROWS " "
@@ -1206,15 +1222,19 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 							   " upd AS (UPDATE loyalty.members SET balance = $10,"
 							   " first_purchase_at = $11, last_activity_at = $12, activity = $15,"
 							   " settled_at = $16"
-							   " WHERE id = $13 AND (SELECT count(*) FROM ins) = $14 RETURNING 1)"
-							   " SELECT (SELECT count(*) FROM upd), (SELECT array_agg(reference) FROM ins)",
-							   16, t);
+							   " WHERE id = $13 AND (SELECT count(*) FROM ins) = $14"
+							   " AND coalesce((SELECT at FROM prior), '-infinity') <= $17 RETURNING 1)"
+							   " SELECT (SELECT count(*) FROM upd), (SELECT array_agg(reference) FROM ins),"
+							   " (SELECT at FROM prior)",
+							   17, t);
 	}
 	if (SPI_execute_plan(plan_one_member, args, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not write ledger entries");
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 1)
 		return;
+	prior = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	prior_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(prior);
 
 	/*
 	 * Some purchases were awarded before: apply only the rows that went in,
@@ -1238,13 +1258,20 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 				went_in[i] = strcmp(TextDatumGetCString(rows->reference[i]),
 									TextDatumGetCString(elems[j])) == 0;
 			if (went_in[i])
+			{
 				balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
+				/* dated before the member's newest entry: a replay */
+				if (DatumGetTimestampTz(rows->effective[i]) < prior_at)
+					m->replay = true;
+			}
 			else
 				uncount_row(prog, m, rows, i);
 		}
 		/* one customer: rows->member[i] is 0, m is that member */
 		times_from_inserted(m, 1, rows, went_in);
 		update_one(m, tc);
+		if (m->replay)
+			rebuild_member(m);
 	}
 }
 
@@ -1495,7 +1522,8 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		members[purchases[i].member].key_hash = purchases[i].key_hash;
 	}
 	lock_members(&tc, prog->auto_enroll, members, nmembers);
-	plan_members(prog, purchases, npurchases, members, nmembers);
+	/* one customer with few purchases: write_one_member() */
+	plan_members(prog, purchases, npurchases, members, nmembers, nmembers > 1 || npurchases > 8);
 
 	/*
 	 * A reference may repeat when reference_columns are not unique; as with
@@ -1599,8 +1627,10 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		}
 	}
 	times_from_inserted(members, nmembers, &rows, went_in);
+	/* a member none of whose rows went in (replayed purchases) is unchanged */
 	for (int i = 0; i < nmembers; i++)
-		if (members[i].found && members[i].replay)
+		if (members[i].found && members[i].replay &&
+			(!members[i].replayed || members[i].any_went_in))
 			rebuild_member(&members[i]);
 
 	/* 5. new balances, then the tier upgrades they reached */
@@ -1909,22 +1939,26 @@ latest_entries(MemberState *members, int nmembers, TimestampTz *latest)
 	{
 		Oid			t[1] = {INT8ARRAYOID};
 
-		plan_latest = keep("SELECT member_id, max(effective_at) FROM loyalty.ledger"
-						   " WHERE member_id = ANY ($1) GROUP BY member_id", 1, t);
+		/* per member the newest entry of the (member_id, effective_at) index */
+		plan_latest = keep("SELECT u.id, (SELECT max(l.effective_at) FROM loyalty.ledger l"
+						   " WHERE l.member_id = u.id)"
+						   " FROM unnest($1) WITH ORDINALITY AS u(id, n) ORDER BY u.n", 1, t);
 	}
 	args[0] = PointerGetDatum(array_of(ids, NULL, n, INT8OID));
 	/* not read_only: a fresh snapshot sees what committed while we waited for the members */
 	if (SPI_execute_plan(plan_latest, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the members' latest entries");
-	for (uint64 r = 0; r < SPI_processed; r++)
+	/* in the order of ids given: the found members, in array order */
+	for (int i = 0, r = 0; i < nmembers && (uint64) r < SPI_processed; i++)
 	{
 		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		TimestampTz at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+		Datum		at;
 
-		for (int i = 0; i < nmembers; i++)
-			if (members[i].found && members[i].id == id)
-				latest[i] = at;
+		if (!members[i].found)
+			continue;
+		at = SPI_getbinval(SPI_tuptable->vals[r++], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			latest[i] = DatumGetTimestampTz(at);
 	}
 }
 
@@ -1942,13 +1976,18 @@ latest_entries(MemberState *members, int nmembers, TimestampTz *latest)
  */
 static void
 plan_members(ProgramConf *prog, Purchase *purchases, int npurchases, MemberState *members,
-			 int nmembers)
+			 int nmembers, bool check_latest)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz *latest = palloc(sizeof(TimestampTz) * Max(nmembers, 1));
 	bool		inactivity = prog->expiry.policy == EXPIRY_INACTIVITY;
 
-	latest_entries(members, nmembers, latest);
+	/* (the single-customer statement checks it as it writes: write_one_member) */
+	if (check_latest)
+		latest_entries(members, nmembers, latest);
+	else
+		for (int i = 0; i < nmembers; i++)
+			latest[i] = DT_NOBEGIN;
 	for (int i = 0; i < npurchases; i++)
 	{
 		MemberState *m = &members[purchases[i].member];
@@ -1976,8 +2015,8 @@ plan_members(ProgramConf *prog, Purchase *purchases, int npurchases, MemberState
 		if (m->last_activity_at > m->settled_at || (deadline <= now && first < deadline) ||
 			loyalty_inactivity_deadline(prog, Max(m->last_activity_at, last)) <= now)
 			m->replay = true;
-		if (!m->replay && deadline <= first && deadline > m->settled_at)
-			settle_due(m, first);
+		if (!m->replay && deadline <= first && deadline <= now && deadline > m->settled_at)
+			settle_due(m, Min(first, now));	/* never ahead of time */
 	}
 }
 

@@ -23,7 +23,8 @@
  *           latest entry, where applying it to the stored lots would not
  *           give the replay.
  *   verify  the recorded entries alone, strictly: the first entry that
- *           removes lots the replay does not hold, an inactivity deadline
+ *           removes lots the replay does not hold (unless an inactivity
+ *           expiry written after it took them), an inactivity deadline
  *           at or before settled_at at which points were left, or an
  *           inactivity expiry that no deadline justifies and that is not
  *           given back, is the problem reported.
@@ -74,6 +75,9 @@ typedef struct TimelineEntry
 	EntryOp		op;
 	bool		activity;		/* earn, pending, redeem, adjust, transfer */
 	bool		inactivity;		/* expire or reinstate with reason 'inactivity' */
+	bool		taker;			/* may take lots an earlier-written debit drew: an
+								 * inactivity expiry or a reversal */
+	int64		id;				/* ledger id: the order entries were written in */
 	Balance    *lots;
 } TimelineEntry;
 
@@ -82,6 +86,7 @@ typedef struct TimelineInput
 {
 	int32		program_id;
 	TimelineMode mode;
+	bool		spend;			/* mode "spend": read, then limited by later entries */
 	TimestampTz as_of;
 	TimestampTz settled_at;
 	int			n;
@@ -112,6 +117,7 @@ typedef struct Walk
 	TimestampTz deadline;
 	TimestampTz last_activity;	/* DT_NOBEGIN: none */
 	TimestampTz position;		/* instant of the last entry applied */
+	int64		latest_taker;	/* highest id of an inactivity expiry or reversal applied */
 	DueEntries	due;
 	char	   *problem;		/* the first one */
 } Walk;
@@ -134,7 +140,7 @@ is_activity(const char *kind)
 
 /*
  * loyalty._timeline(program_id, mode, as_of, settled_at, kind, points, lots,
- * reason, effective_at): the transition function.  The first four
+ * reason, effective_at, id): the transition function.  The first four
  * arguments are the same on every row.
  */
 Datum
@@ -167,18 +173,23 @@ loyalty_timeline_step(PG_FUNCTION_ARGS)
 			in->mode = MODE_SETTLE;
 		else if (strcmp(mode, "verify") == 0)
 			in->mode = MODE_VERIFY;
+		else if (strcmp(mode, "spend") == 0)
+		{
+			in->mode = MODE_READ;
+			in->spend = true;
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown timeline mode \"%s\"", mode),
-					 errhint("Use read, settle or verify.")));
+					 errhint("Use read, spend, settle or verify.")));
 		in->as_of = PG_GETARG_TIMESTAMPTZ(3);
 		in->settled_at = PG_ARGISNULL(4) ? DT_NOBEGIN : PG_GETARG_TIMESTAMPTZ(4);
 	}
 	else
 		in = (TimelineInput *) PG_GETARG_POINTER(0);
 	/* a member without entries: the aggregate still sees one NULL row from a LEFT JOIN */
-	if (PG_ARGISNULL(5) || PG_ARGISNULL(6) || PG_ARGISNULL(7) || PG_ARGISNULL(9))
+	if (PG_ARGISNULL(5) || PG_ARGISNULL(6) || PG_ARGISNULL(7) || PG_ARGISNULL(9) || PG_ARGISNULL(10))
 	{
 		MemoryContextSwitchTo(old);
 		PG_RETURN_POINTER(in);
@@ -197,13 +208,17 @@ loyalty_timeline_step(PG_FUNCTION_ARGS)
 	e->inactivity = (strcmp(kind, "expire") == 0 || strcmp(kind, "reinstate") == 0) &&
 		!PG_ARGISNULL(8) && strcmp(text_to_cstring(PG_GETARG_TEXT_PP(8)), "inactivity") == 0;
 	e->effective = PG_GETARG_TIMESTAMPTZ(9);
+	e->id = PG_GETARG_INT64(10);
+	e->taker = (e->inactivity && e->op == OP_DEBIT) || strcmp(kind, "reverse") == 0;
 	if (in->n > 0)
 	{
 		TimelineEntry *prev = &in->entries[in->n - 1];
 
 		/* the walk relies on the order of the time axis */
 		if (prev->effective > e->effective ||
-			(prev->effective == e->effective && !prev->inactivity && e->inactivity))
+			(prev->effective == e->effective &&
+			 ((!prev->inactivity && e->inactivity) ||
+			  (prev->inactivity == e->inactivity && prev->id >= e->id))))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("loyalty._timeline needs the entries in time order"),
@@ -300,18 +315,15 @@ pass_deadline(Walk *w, TimestampTz d)
 }
 
 /*
- * Recorded inactivity entries at d for which no deadline falls at d: an
- * activity recorded after them cancelled it.  What they expired and did not
- * give back yet comes back at d.
+ * Recorded inactivity expiries at d for which no deadline falls at d (net
+ * of what was given back already): an activity recorded after them
+ * cancelled the deadline.  What they expired comes back at d.  The walk
+ * never took it, so only the entry is due.
  */
 static void
-withdraw_expiry(Walk *w, TimestampTz d, BalanceBuf *expired, BalanceBuf *reinstated)
+withdraw_expiry(Walk *w, TimestampTz d, const BalanceBuf *net)
 {
-	BalanceBuf	back = *expired;
-
-	back.debt = 0;
-	(void) balbuf_subtract_held(&back, reinstated);
-	if (balbuf_total(&back) <= 0)
+	if (balbuf_total(net) <= 0)
 		return;
 	if (w->mode == MODE_VERIFY)
 	{
@@ -319,9 +331,8 @@ withdraw_expiry(Walk *w, TimestampTz d, BalanceBuf *expired, BalanceBuf *reinsta
 								 timestamptz_to_str(d)));
 		return;
 	}
-	balbuf_merge(&w->state, &back);
 	if (w->mode == MODE_SETTLE)
-		due_add(&w->due, "reinstate", balbuf_total(&back), balbuf_to_balance(&back), d, true);
+		due_add(&w->due, "reinstate", balbuf_total(net), balbuf_to_balance(net), d, true);
 }
 
 /* ---- releases and expiries that fall due ---- */
@@ -424,7 +435,16 @@ apply_entry(Walk *w, const TimelineEntry *e)
 			{
 				int64		missing;
 
-				if (!balbuf_holds(&w->state, &delta))
+				/*
+				 * Lots a debit recorded but the replay does not hold are
+				 * right only where an entry written after the debit, yet
+				 * effective before it, took them, and only one that may:
+				 * an inactivity expiry (a late activity brought a deadline
+				 * forward, concepts.md "Late entries") or a reversal (a
+				 * refund in a transaction that started before the debit's).
+				 * Spends written later never take them (_spendable).
+				 */
+				if (!balbuf_holds(&w->state, &delta) && e->id > w->latest_taker)
 					note_problem(w, psprintf("the ledger replayed in effective order removes lots the member did not hold at %s",
 											 timestamptz_to_str(e->effective)));
 				missing = balbuf_subtract_held(&w->state, &delta);
@@ -432,48 +452,114 @@ apply_entry(Walk *w, const TimelineEntry *e)
 				if (missing > 0)
 					balbuf_spend(&w->state, missing, e->effective, true, NULL);
 				balbuf_pay_debt(&w->state, e->effective);
+				if (e->taker)
+					w->latest_taker = Max(w->latest_taker, e->id);
 			}
 			break;
 	}
 }
 
 /*
- * The recorded inactivity entries of one instant d (they come first at it):
- * applied together, then the deadline at d takes what they left, or, when
- * no deadline falls at d, what they expired is given back.  Returns the
- * index after the group.
+ * The recorded inactivity entries of one instant d (they come first at it)
+ * apply together, as their net: what the expiries took less what the
+ * reinstatements gave back.  When a deadline falls at d, the net comes off
+ * the lots, and the deadline then takes what it left; when none does (a
+ * later-recorded activity cancelled it), the net is given back.
+ *
+ * A net that takes lots the walk does not hold at d is what a late entry
+ * leaves behind when it moves points out of the deadline's reach (a late
+ * activity before the deadline's own sets an earlier deadline that expires
+ * them first): settling gives those lots back at d in a reinstate entry, a
+ * read ignores them the same way, and verify reports a ledger where that
+ * entry is missing.  Returns the index after the group.
  */
 static int
 apply_inactivity_group(Walk *w, TimelineInput *in, int k)
 {
 	TimestampTz d = in->entries[k].effective;
-	BalanceBuf	expired,
-				reinstated;
+	BalanceBuf	net,
+				reinstated,
+				extra;
 
-	balbuf_init(&expired);
+	balbuf_init(&net);
 	balbuf_init(&reinstated);
+	balbuf_init(&extra);
 	advance(w, d, false, true);
 	for (; k < in->n && in->entries[k].effective == d && in->entries[k].inactivity; k++)
 	{
-		BalanceBuf	lots;
-
-		balbuf_from_balance(&lots, in->entries[k].lots);
-		apply_entry(w, &in->entries[k]);
 		if (in->entries[k].op == OP_DEBIT)
-			balbuf_merge(&expired, &lots);
+		{
+			balbuf_merge_balance(&net, in->entries[k].lots);
+			w->latest_taker = Max(w->latest_taker, in->entries[k].id);
+		}
 		else
-			balbuf_merge(&reinstated, &lots);
+			balbuf_merge_balance(&reinstated, in->entries[k].lots);
+	}
+	net.debt = 0;
+	reinstated.debt = 0;
+	/* net = expired - reinstated; a reinstatement of more than was expired is credited */
+	(void) balbuf_split_held(&net, &reinstated, &extra);
+	if (balbuf_total(&extra) > 0)
+	{
+		note_problem(w, psprintf("an inactivity reinstatement at %s gives back more than was expired there",
+								 timestamptz_to_str(d)));
+		balbuf_merge(&w->state, &extra);
+		balbuf_pay_debt(&w->state, d);
 	}
 	w->position = d;
 	if (w->deadline == d)
+	{
+		BalanceBuf	unheld;
+
+		balbuf_init(&unheld);
+		(void) balbuf_split_held(&w->state, &net, &unheld);
+		if (balbuf_total(&unheld) > 0)
+		{
+			if (w->mode == MODE_VERIFY)
+				note_problem(w, psprintf("the ledger replayed in effective order removes lots the member did not hold at %s",
+										 timestamptz_to_str(d)));
+			else if (w->mode == MODE_SETTLE)
+				due_add(&w->due, "reinstate", balbuf_total(&unheld), balbuf_to_balance(&unheld), d, true);
+		}
 		pass_deadline(w, d);
+	}
 	else
-		withdraw_expiry(w, d, &expired, &reinstated);
+		withdraw_expiry(w, d, &net);
 	return k;
 }
 
+/*
+ * Mode spend: the lots usable at as_of, each limited to what the recorded
+ * entries effective after as_of leave of it, so that a debit effective at
+ * as_of never takes lots that a later entry already drew.  Later entries
+ * are written by transactions that started after this one and committed
+ * first: this debit comes before them on the time axis, and they must still
+ * replay.  Only recorded entries count; releases that fall due between them
+ * are applied (a later debit may draw a lot released after as_of), what
+ * nothing wrote yet (expiries, inactivity deadlines) does not limit.
+ */
 static void
-walk_run(Walk *w, TimelineInput *in)
+walk_spendable(Walk *w, TimelineInput *in, int k)
+{
+	BalanceBuf	usable;
+
+	balbuf_from_balance(&usable, balbuf_to_balance(&w->state));
+	for (; k < in->n; k++)
+	{
+		TimelineEntry *e = &in->entries[k];
+
+		while (w->state.npending > 0 && w->state.pending[0].release < e->effective)
+			balbuf_release_first(&w->state);
+		apply_entry(w, e);
+		if (e->op == OP_DEBIT)
+			balbuf_clamp_lots(&usable, &w->state);
+	}
+	w->state = usable;
+	w->problem = NULL;
+}
+
+static void
+walk_run(Walk *w, TimelineInput *in, bool spend)
 {
 	int			k = 0;
 
@@ -495,8 +581,13 @@ walk_run(Walk *w, TimelineInput *in)
 		k++;
 	}
 	advance(w, w->as_of, true, false);
-	if (w->mode == MODE_READ)
+	if (w->mode == MODE_READ && !spend)
 		return;
+	if (spend)
+	{
+		walk_spendable(w, in, k);
+		return;
+	}
 	/* later entries (dated in the future) without settling: nothing is due yet */
 	for (; k < in->n; k++)
 	{
@@ -581,7 +672,7 @@ loyalty_timeline_final(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of must be a finite instant")));
-	walk_run(&w, in);
+	walk_run(&w, in, in->spend);
 
 	kinds = palloc(sizeof(Datum) * Max(w.due.n, 1));
 	points = palloc(sizeof(Datum) * Max(w.due.n, 1));

@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(17);
+SELECT plan(19);
 
 -- Expiry runs from the release: a month-end expiry with a 14-day pending
 -- period used to make every purchase in a month's last 14 days an error.
@@ -74,6 +74,20 @@ ALTER TABLE loyalty.ledger DROP CONSTRAINT ledger_small;
 SELECT lives_ok($$INSERT INTO big VALUES (5000, 'b1', 10)$$, 'the transaction goes on: the next purchase is awarded');
 SELECT is(loyalty.balance('b1', program => 'p14') + (loyalty.balance_detail('b1', program => 'p14')).pending,
 		  110::bigint, 'only that purchase earned (10 points and the 100-point welcome bonus)');
+
+-- A purchase that earns nothing, for an enrolled member without activity,
+-- in an inactivity program, wrote last_activity_at = -infinity (found by
+-- test/model): verify() then reported the member.
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval)
+VALUES ('p19', 'idle', 'inactivity', '10 days');
+CREATE TABLE idle_orders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('idle_orders', 'customer', 'total', 'at', program => 'p19') \g /dev/null
+SELECT loyalty.enroll('z0', 'p19') \g /dev/null
+INSERT INTO idle_orders VALUES (1, 'z1', 20, now() - interval '100 days');
+INSERT INTO idle_orders VALUES (2, 'z0', 0, now() - interval '90 days');
+SELECT is((SELECT last_activity_at FROM loyalty.members WHERE member_key = 'z0'), NULL,
+		  'a purchase that earns nothing leaves last_activity_at NULL');
+SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'z0'$$, 'and verify() is clean');
 
 SELECT * FROM finish();
 ROLLBACK;

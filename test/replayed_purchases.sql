@@ -11,7 +11,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(11);
+SELECT plan(14);
 
 -- A purchase inserted again with the same reference (restoring the purchases
 -- table, as test/stress/run does, or replaying a load) is not awarded twice:
@@ -89,6 +89,33 @@ INSERT INTO torders SELECT * FROM saved2 ORDER BY id;
 SELECT is((SELECT row(tier, (SELECT count(*) FROM loyalty.tier_history) - (SELECT n FROM history_before))::text
              FROM loyalty.members WHERE member_key = 'cid'),
           row('Base', 0)::text, 'orders inserted again, all refused: no upgrade, no tier_history row');
+
+-- Nor may it write anything else: a purchase dated before the member's
+-- newest entry is replayed on the time axis, which writes the releases that
+-- fell due; a refused one is no write at all (found by test/stress/run on
+-- 2026-12-04: the re-restore wrote 2,957 release entries).  Both failed
+-- before the fix.
+INSERT INTO loyalty.programs (code, name, pending_interval) VALUES ('pp', 'pending', '2 days');
+CREATE TABLE porders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('porders', 'customer', 'total', 'at', program => 'pp') \g /dev/null
+INSERT INTO porders VALUES (20, 'eve', 30, now() - interval '10 days');
+INSERT INTO porders VALUES (21, 'eve', 10, now() + interval '1 hour');
+INSERT INTO porders VALUES (22, 'fay', 30, now() - interval '10 days'), (23, 'fay', 10, now() + interval '1 hour'),
+                           (24, 'gus', 5, now() - interval '10 days');
+CREATE TEMP TABLE saved3 AS SELECT * FROM porders;
+CREATE TEMP TABLE ledger_before AS SELECT count(*) AS n FROM loyalty.ledger;
+-- (one transaction has one now(): as if the members were written yesterday)
+UPDATE loyalty.members SET settled_at = now() - interval '1 day' WHERE member_key IN ('eve', 'fay', 'gus');
+CREATE TEMP TABLE members_before AS SELECT * FROM loyalty.members WHERE member_key IN ('eve', 'fay', 'gus');
+TRUNCATE porders;
+INSERT INTO porders SELECT * FROM saved3 WHERE id = 20;
+SELECT is((SELECT count(*) FROM loyalty.ledger) - (SELECT n FROM ledger_before), 0::bigint,
+          'one back-dated row inserted again: no ledger row written');
+INSERT INTO porders SELECT * FROM saved3 WHERE id <> 20;
+SELECT is((SELECT count(*) FROM loyalty.ledger) - (SELECT n FROM ledger_before), 0::bigint,
+          'back-dated rows of two members inserted again in one statement: no ledger row written');
+SELECT is((SELECT count(*) FROM loyalty.members m JOIN members_before b USING (id) WHERE row(m.*)::text = row(b.*)::text),
+          3::bigint, 'and the member rows are unchanged, settled_at included');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -44,7 +44,7 @@ INSERT INTO runs_as_caller VALUES
   ('loyalty._after_write(loyalty.programs,loyalty.members,loyalty.lots)', 'the same'),
   ('loyalty._rebuild(loyalty.members,timestamp with time zone)', 'the same (and the purchase triggers)'),
   ('loyalty._expire_inactive(integer,bigint,loyalty.lots,timestamp with time zone)', 'the same'),
-  ('loyalty._timeline_step(internal,integer,text,timestamp with time zone,timestamp with time zone,text,bigint,loyalty.lots,text,timestamp with time zone)', 'C: the transition function of the _timeline aggregate; no SQL'),
+  ('loyalty._timeline_step(internal,integer,text,timestamp with time zone,timestamp with time zone,text,bigint,loyalty.lots,text,timestamp with time zone,bigint)', 'C: the transition function of the _timeline aggregate; no SQL'),
   ('loyalty._timeline_final(internal)', 'C: its final function; reads the program cache only'),
   ('loyalty._maintain_lots(timestamp with time zone,integer,bigint,bigint)', 'the same (run_maintenance and its workers)'),
   ('loyalty._maintain_parallel(timestamp with time zone,integer,integer)', 'the same (run_maintenance with workers; starts background workers that connect as the caller)'),

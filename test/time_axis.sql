@@ -12,7 +12,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(32);
+SELECT plan(39);
 
 ------------------------------------------------------------------------------
 -- A. Inactivity: an earn dated in the future does not bring back points that
@@ -152,6 +152,61 @@ SELECT is(ARRAY[loyalty.balance('g', now() - interval '5 months' - interval '1 d
 				loyalty.balance('g', now(), 'ia')],
 		  ARRAY[20, 70, 0]::bigint[], 'late: an earn dated before the last activity expires with the rest');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'late: verify() is clean');
+
+------------------------------------------------------------------------------
+-- Late entries that bring a deadline forward: an activity dated before an
+-- older deadline sets one of its own, which expires points first
+------------------------------------------------------------------------------
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval, pending_interval)
+VALUES ('ip', 'Idle 3 days, 14 days pending', 'inactivity', '3 days', '14 days');
+SELECT loyalty.enroll('k', 'ip') \g /dev/null
+SELECT loyalty.earn('k', 65, NULL, now() - interval '46 days', program => 'ip') \g /dev/null
+SELECT loyalty.earn('k', 407, NULL, now() - interval '263 days', program => 'ip') \g /dev/null
+-- written so far: the deadline at -43 days took the 407 (released at -249 days)
+SELECT loyalty.earn('k', 387, NULL, now() - interval '244 days', program => 'ip') \g /dev/null
+SELECT is(ARRAY[loyalty.balance('k', now() - interval '241 days' - interval '1 microsecond', 'ip'),
+				loyalty.balance('k', now() - interval '241 days', 'ip'),
+				loyalty.balance('k', now() - interval '43 days' - interval '1 microsecond', 'ip'),
+				loyalty.balance('k', now() - interval '43 days', 'ip'),
+				loyalty.balance('k', now(), 'ip')],
+		  ARRAY[407, 0, 387, 0, 65]::bigint[],
+		  'forward: the 407 expire at -241 days, the deadline at -43 days takes the 387');
+SELECT is((SELECT string_agg(format('%s %s', kind, points), ', ' ORDER BY l.id) FROM loyalty.ledger l
+			 JOIN loyalty.members m ON m.id = l.member_id WHERE m.member_key = 'k' AND l.reason = 'inactivity'),
+		  'expire -407, expire -407, reinstate 20',
+		  'forward: the deadline at -43 days keeps its expiry, less the 20 points it can no longer take');
+SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'k'), '{65 until infinity}',
+		  'forward: the stored lots are the replay');
+-- a spend made before the late activity was known: the points it drew had
+-- expired by then, so it is owed
+SELECT loyalty.enroll('n', 'ip') \g /dev/null
+SELECT loyalty.earn('n', 361, NULL, now() - interval '202 days', program => 'ip') \g /dev/null
+SELECT loyalty.adjust('n', -37, 'goodwill reversal', program => 'ip') \g /dev/null
+SELECT loyalty.earn('n', 40, NULL, now() - interval '4 days', program => 'ip') \g /dev/null
+SELECT is(ARRAY[loyalty.balance('n', now() - interval '1 day' - interval '1 microsecond', 'ip'),
+				loyalty.balance('n', now() - interval '1 day', 'ip'),
+				loyalty.balance('n', now(), 'ip'),
+				loyalty.balance('n', now() + interval '10 days', 'ip')],
+		  ARRAY[361, 0, -37, 3]::bigint[],
+		  'forward: the 361 expire at -1 day; the 37 spent now are owed, and paid by the release');
+SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'n'),
+		  format('{pending 40 from %s until infinity, debt 37}', now() + interval '10 days'),
+		  'forward: the stored lots hold the debt');
+SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'forward: verify() is clean');
+-- a spend written after the expiry that took its lots is not excused (the
+-- totals agree: a credit after it)
+SAVEPOINT tamper;
+INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
+SELECT m.program_id, m.id, v.k, v.p, v.l::loyalty.lots, v.at
+  FROM loyalty.members m,
+	   (VALUES (1, 'adjust', 1, '{1 until infinity}', now() + interval '1 day'),
+			   (2, 'redeem', -1, '{1 until infinity}', now() - interval '12 hours')) v(n, k, p, l, at)
+ WHERE m.member_key = 'n' ORDER BY v.n;
+SELECT is((SELECT problem FROM loyalty.verify() WHERE member_key = 'n'),
+		  'the ledger replayed in effective order removes lots the member did not hold at '
+		  || (now() - interval '12 hours'),
+		  'verify(): a debit written after the expiry that took its lots');
+ROLLBACK TO SAVEPOINT tamper;
 
 ------------------------------------------------------------------------------
 -- verify() sees a ledger that does not replay at a past instant, and stored
