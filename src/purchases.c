@@ -1661,7 +1661,7 @@ lock_member(TrackCols *tc, const char *key, bool enroll, MemberState *m)
  * The purchase's net award; the lots it created that the member still
  * holds by its account -- its first award and every increase, less what its
  * reversals took -- which a reversal takes first; and the latest instant of
- * those credits.
+ * the credits since it was last taken back in full.
  */
 static int64
 award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *own, bool *has_initial,
@@ -1708,6 +1708,9 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *own, 
 			lots.debt = 0;		/* what became debt was not taken from its lots */
 			(void) balbuf_subtract_held(own, &lots);
 		}
+		/* taken back in full: its earlier credits hold nothing any more */
+		if (net <= 0)
+			*credited_at = DT_NOBEGIN;
 		if (strcmp(kind, "earn") == 0 || strcmp(kind, "pending") == 0)
 			*has_initial = true;
 	}

@@ -12,7 +12,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(39);
+SELECT plan(41);
 
 ------------------------------------------------------------------------------
 -- A. Inactivity: an earn dated in the future does not bring back points that
@@ -152,6 +152,26 @@ SELECT is(ARRAY[loyalty.balance('g', now() - interval '5 months' - interval '1 d
 				loyalty.balance('g', now(), 'ia')],
 		  ARRAY[20, 70, 0]::bigint[], 'late: an earn dated before the last activity expires with the rest');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'late: verify() is clean');
+
+------------------------------------------------------------------------------
+-- A purchase deleted, inserted again at another time (awards nothing: its
+-- reference has its award), raised, deleted again: the last reversal is
+-- effective where the increase counted, not at the first award's time
+-- (found by test/model)
+------------------------------------------------------------------------------
+INSERT INTO loyalty.programs (code, name) VALUES ('rz', 'plain');
+CREATE TABLE rz_orders (id bigint PRIMARY KEY, customer text, amount numeric, at timestamptz);
+SELECT loyalty.track_purchases('rz_orders', 'customer', 'amount', 'at', program => 'rz') \g /dev/null
+INSERT INTO rz_orders VALUES (100, 'bob', 100, now() + interval '30 days');
+DELETE FROM rz_orders WHERE id = 100;
+INSERT INTO rz_orders VALUES (100, 'bob', 50, now() + interval '10 days');
+UPDATE rz_orders SET amount = 80 WHERE id = 100;
+DELETE FROM rz_orders WHERE id = 100;
+SELECT is(ARRAY[loyalty.balance('bob', now() + interval '10 days', 'rz'),
+				loyalty.balance('bob', now() + interval '20 days', 'rz'),
+				loyalty.balance('bob', now() + interval '30 days', 'rz')],
+		  ARRAY[0, 0, 0]::bigint[], 'reinserted: the deleted purchase never counted');
+SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'reinserted: verify() is clean');
 
 ------------------------------------------------------------------------------
 -- Late entries that bring a deadline forward: an activity dated before an
