@@ -12,7 +12,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(41);
+SELECT plan(45);
 
 ------------------------------------------------------------------------------
 -- A. Inactivity: an earn dated in the future does not bring back points that
@@ -172,6 +172,47 @@ SELECT is(ARRAY[loyalty.balance('bob', now() + interval '10 days', 'rz'),
 				loyalty.balance('bob', now() + interval '30 days', 'rz')],
 		  ARRAY[0, 0, 0]::bigint[], 'reinserted: the deleted purchase never counted');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'reinserted: verify() is clean');
+
+------------------------------------------------------------------------------
+-- An inactivity expiry is never written ahead of its deadline: a purchase
+-- dated in the future wrote the deadline between now and it, and the adjust
+-- that cancels that deadline left the expiry (found by test/model)
+------------------------------------------------------------------------------
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval) VALUES ('ah', 'idle 3 days', 'inactivity', '3 days');
+CREATE TABLE ah_orders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('ah_orders', 'customer', 'total', 'at', program => 'ah') \g /dev/null
+SELECT loyalty.enroll('al', 'ah') \g /dev/null
+SELECT loyalty.earn('al', 100, NULL, now() - interval '1 day', program => 'ah') \g /dev/null
+INSERT INTO ah_orders VALUES (1, 'al', 20, now() + interval '5 days');
+SELECT loyalty.adjust('al', 1, 'goodwill', program => 'ah') \g /dev/null
+SELECT is(ARRAY[loyalty.balance('al', now() + interval '2 days 12 hours', 'ah'),
+				loyalty.balance('al', now() + interval '5 days', 'ah'),
+				(SELECT count(*) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+				  WHERE m.member_key = 'al' AND l.kind = 'expire')],
+		  ARRAY[101, 20, 0]::bigint[], 'ahead: the deadline at +2 days is cancelled, nothing expired yet');
+SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'ahead: verify() is clean');
+
+------------------------------------------------------------------------------
+-- Debt is paid by the pending points released after it: a read after the
+-- release showed the whole debt beside the released points (found by
+-- test/model)
+------------------------------------------------------------------------------
+INSERT INTO loyalty.programs (code, name, expiry_policy, pending_interval, rounding) VALUES ('dp', 'pending 30 days', 'never', '30 days', 'half_up');
+CREATE TABLE dp_orders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('dp_orders', 'customer', 'total', 'at', program => 'dp') \g /dev/null
+SELECT loyalty.enroll('dan', 'dp') \g /dev/null
+INSERT INTO dp_orders VALUES (100, 'dan', 10.5, now() + interval '131 days');
+SELECT loyalty.earn('dan', 186, NULL, now() - interval '127 days', program => 'dp') \g /dev/null
+INSERT INTO dp_orders VALUES (101, 'dan', 258.52, now() - interval '174 days');
+INSERT INTO dp_orders VALUES (102, 'dan', 93.12, now() - interval '67 days');
+SELECT loyalty.redeem('dan', 459, program => 'dp') \g /dev/null
+DELETE FROM dp_orders WHERE id = 102;
+SELECT is(ARRAY[(loyalty.balance_detail('dan', now() + interval '162 days', 'dp')).debt,
+				(loyalty.balance_detail('dan', now() + interval '162 days', 'dp')).pending,
+				loyalty.balance('dan', now() + interval '162 days', 'dp'),
+				(loyalty.balance_detail('dan', now(), 'dp')).debt],
+		  ARRAY[3, 0, -3, 14]::bigint[], 'debt: the 11 points released at +161 days pay 11 of the debt of 14');
+SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'debt: verify() is clean');
 
 ------------------------------------------------------------------------------
 -- Late entries that bring a deadline forward: an activity dated before an
