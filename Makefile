@@ -2,14 +2,23 @@
 # against your own server, or scripts/test for a throwaway cluster.
 EXTENSION = loyalty
 MODULE_big = loyalty
-EXTVERSION = 0.1
+# the one version source: default_version in the control file
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(EXTENSION).control)
 
 OBJS = src/loyalty.o src/balance.o src/balance_io.o src/balance_funcs.o src/tz.o \
 	src/activity.o src/activity_io.o \
 	src/rules.o src/tiers.o src/purchases.o src/maintenance.o src/app_tables.o src/timeline.o
 HEADERS = src/balance.h src/activity.h src/loyalty_errors.h src/loyalty_util.h src/loyalty_tz.h src/rules.h
 
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+# The install script of the current version is built from sql/src/, one file
+# per concern, in this order (each file may use what the ones before define).
+SQL_SOURCES = $(addprefix sql/src/, lots.sql activity.sql time_zones.sql tables.sql \
+	internals.sql members.sql verify.sql accrual.sql maintenance.sql tiers.sql \
+	rewards_tables.sql rewards.sql transfers.sql events.sql reports.sql guards.sql \
+	grants.sql)
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# released install and upgrade scripts, kept as they were released
+DATA = $(filter-out $(DATA_built), $(wildcard sql/$(EXTENSION)--*.sql))
 
 TESTS = $(wildcard sql/[0-9]*.sql)
 REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
@@ -31,3 +40,7 @@ $(OBJS): $(HEADERS)
 .PHONY: prove
 prove:
 	pg_prove --ext .sql -r test/
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/src/header.sql.in $(SQL_SOURCES) $(EXTENSION).control
+	sed 's/@EXTVERSION@/$(EXTVERSION)/' sql/src/header.sql.in > $@
+	cat $(SQL_SOURCES) >> $@

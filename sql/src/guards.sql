@@ -1,0 +1,101 @@
+------------------------------------------------------------------------------
+-- Guards on the application's tables that loyalty is told about.  Event
+-- triggers catch at the source what would otherwise break the purchase
+-- triggers and the reports later: a tracked table or a customers table
+-- dropped, a column of theirs dropped or changed to a type loyalty does not
+-- read.  A renamed column is followed.  (The reports check again when they
+-- read: event triggers can be disabled.)
+------------------------------------------------------------------------------
+
+-- A configured column name after a rename of attnum of relid: the new name
+-- when the configured one no longer exists (a RENAME COLUMN renames one
+-- column, so it was this one).
+CREATE FUNCTION loyalty._renamed(relid oid, col name, attnum smallint) RETURNS name
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+	RETURN CASE WHEN col IS NULL OR EXISTS (SELECT 1 FROM pg_attribute a
+											 WHERE a.attrelid = relid AND a.attname = col
+											   AND a.attnum > 0 AND NOT a.attisdropped)
+				THEN col
+				ELSE (SELECT a.attname FROM pg_attribute a
+					   WHERE a.attrelid = relid AND a.attnum = _renamed.attnum) END;
+
+CREATE FUNCTION loyalty._alter_guard() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	c record;
+	t record;
+	problem text;
+BEGIN
+	FOR c IN SELECT DISTINCT d.objid, d.objsubid, d.object_type
+			   FROM pg_event_trigger_ddl_commands() d
+			  WHERE d.classid = 'pg_class'::regclass
+				AND d.objid IN (SELECT x.table_name FROM loyalty.tracked_tables x
+								UNION ALL SELECT x.customers_table FROM loyalty.kpi_settings x) LOOP
+		IF c.object_type = 'table column' THEN
+			UPDATE loyalty.tracked_tables x
+			   SET member_column = loyalty._renamed(c.objid, x.member_column, c.objsubid::smallint),
+				   amount_column = loyalty._renamed(c.objid, x.amount_column, c.objsubid::smallint),
+				   time_column = loyalty._renamed(c.objid, x.time_column, c.objsubid::smallint),
+				   status_column = loyalty._renamed(c.objid, x.status_column, c.objsubid::smallint),
+				   channel_column = loyalty._renamed(c.objid, x.channel_column, c.objsubid::smallint),
+				   category_column = loyalty._renamed(c.objid, x.category_column, c.objsubid::smallint),
+				   store_column = loyalty._renamed(c.objid, x.store_column, c.objsubid::smallint),
+				   reference_columns = ARRAY(SELECT loyalty._renamed(c.objid, r.col, c.objsubid::smallint)
+											   FROM unnest(x.reference_columns) WITH ORDINALITY AS r(col, n)
+											  ORDER BY r.n)
+			 WHERE x.table_name = c.objid;
+			UPDATE loyalty.kpi_settings x
+			   SET customer_key_column = loyalty._renamed(c.objid, x.customer_key_column, c.objsubid::smallint)
+			 WHERE x.customers_table = c.objid;
+		END IF;
+		FOR t IN SELECT x.id, x.table_name FROM loyalty.tracked_tables x
+				  WHERE x.table_name = c.objid AND x.active LOOP
+			problem := loyalty._tracked_table_problem(t.id);
+			IF problem IS NOT NULL THEN
+				RAISE EXCEPTION 'table % is tracked by loyalty: %', t.table_name, problem
+					USING ERRCODE = 'LY020',
+						  DETAIL = 'Its purchase triggers and the reports read it as it was tracked.',
+						  HINT = format('Track it again without that column (loyalty.track_purchases), or untrack it first (loyalty.untrack_purchases(%L)). Columns changed together are checked together: one ALTER TABLE can change several.',
+										t.table_name::text);
+			END IF;
+		END LOOP;
+		FOR t IN SELECT x.program_id, x.customers_table FROM loyalty.kpi_settings x
+				  WHERE x.customers_table = c.objid LOOP
+			problem := loyalty._kpi_customers_problem(t.program_id);
+			IF problem IS NOT NULL THEN
+				RAISE EXCEPTION 'table % is the customers table of loyalty''s KPIs: %', t.customers_table, problem
+					USING ERRCODE = 'LY020',
+						  HINT = 'Name another table or none first: SELECT loyalty.set_kpi_customers(NULL, NULL, program => ...).';
+			END IF;
+		END LOOP;
+	END LOOP;
+END
+$$;
+
+-- A dropped table leaves no OID behind: a tracked table's row stays (its
+-- awards link to it) with its last name, inactive; a customers table is
+-- unset.
+CREATE FUNCTION loyalty._drop_guard() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	-- any relation: a table may have become a view since it was named
+	UPDATE loyalty.tracked_tables x
+	   SET table_name = NULL, active = false, dropped_name = d.object_identity, dropped_at = now()
+	  FROM pg_event_trigger_dropped_objects() d
+	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.table_name = d.objid;
+	UPDATE loyalty.kpi_settings x SET customers_table = NULL, customer_key_column = NULL
+	  FROM pg_event_trigger_dropped_objects() d
+	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.customers_table = d.objid;
+END
+$$;
+
+CREATE EVENT TRIGGER loyalty_alter_guard ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION loyalty._alter_guard();
+CREATE EVENT TRIGGER loyalty_drop_guard ON sql_drop
+	EXECUTE FUNCTION loyalty._drop_guard();
+

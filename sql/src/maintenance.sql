@@ -1,0 +1,252 @@
+------------------------------------------------------------------------------
+-- Maintenance: releases, expiries and tier changes that fell due.  Balances
+-- are right as of any instant without it; it writes the entries that make
+-- the ledger and the stored lots say so, in batches, skipping locked members.
+------------------------------------------------------------------------------
+
+-- One batch of members with ids in (after_id, upto] whose lots have a
+-- release or expiry due by as_of, settled with set-based statements.
+-- Returns (members, entries, expired points, the batch's last member id).
+CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer, after_id bigint,
+									   upto bigint,
+									   OUT members bigint, OUT releases bigint,
+									   OUT expiries bigint, OUT expired_points bigint,
+									   OUT last_id bigint)
+	LANGUAGE sql
+	SET search_path = pg_catalog, loyalty, pg_temp
+	-- a batch is small next to the members table: reach its rows through the
+	-- primary key, never by hashing or sorting the whole table; keep the
+	-- batch in memory
+	SET enable_hashjoin = off
+	SET enable_mergejoin = off
+	SET enable_seqscan = off
+	SET enable_bitmapscan = off
+	SET work_mem = '64MB'
+	-- its cost estimate is high enough for JIT, which then compiles the
+	-- plan again for every batch
+	SET jit = off
+AS $$
+	-- batches in member id order, found by walking the primary key (there is
+	-- no index on next_event_at, so that the updates below stay HOT): the
+	-- member rows and the ledger's (member_id, ...) index are then written
+	-- page after page, and all batches together read the table once.
+	-- lots_settlement is called in the select list and its arrays unnested
+	-- there (ProjectSet): as a LATERAL function scan, each call would fill
+	-- and free a tuplestore of its own, which cost about a seventh of the time.
+	-- It must stay in the select list for correctness too: when a member was
+	-- updated and committed after this statement's snapshot, FOR UPDATE locks
+	-- the new row version and EvalPlanQual recomputes the select list from
+	-- it, but a LATERAL function scan would hand back its result for the old
+	-- version, and the UPDATE below would undo the other transaction's change
+	-- (a lost purchase award: docs/reliability.md, bugs found).
+	WITH settled AS MATERIALIZED (
+		SELECT m.id, m.program_id, loyalty.lots_settlement(m.balance, as_of) AS s
+		  FROM loyalty.members m
+		 WHERE m.next_event_at <= as_of AND m.id > after_id AND m.id <= upto
+		 ORDER BY m.id
+		 LIMIT batch_size
+		   FOR UPDATE OF m SKIP LOCKED
+	), ins AS (
+		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
+		SELECT st.program_id, st.id, unnest((st.s).kinds), unnest((st.s).points),
+			   unnest((st.s).entry_lots), unnest((st.s).effective)
+		  FROM settled st
+		RETURNING kind, points
+	), upd AS (
+		UPDATE loyalty.members m SET balance = (st.s).remaining
+		  FROM settled st WHERE m.id = st.id
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM upd), count(*) FILTER (WHERE i.kind = 'release'),
+		   count(*) FILTER (WHERE i.kind = 'expire'),
+		   coalesce(-sum(i.points) FILTER (WHERE i.kind = 'expire'), 0)::bigint,
+		   (SELECT max(id) FROM settled)
+	  FROM ins i
+$$;
+
+-- Members of inactivity programs whose deadline passed with points left
+-- and is not written, and members with an activity after their last
+-- settlement (deadlines between their activities are found by a replay).
+CREATE FUNCTION loyalty._maintain_inactive(as_of timestamptz, batch_size integer,
+										   OUT members bigint, OUT expired_points bigint)
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	p loyalty.programs;
+	m loyalty.members;
+	before bigint;
+BEGIN
+	members := 0;
+	expired_points := 0;
+	FOR p IN SELECT * FROM loyalty.programs WHERE expiry_policy = 'inactivity' LOOP
+		-- no index: a partial one would cost every purchase a non-HOT
+		-- update; inactivity programs pay a scan of their members per run
+		FOR m IN SELECT * FROM loyalty.members mm
+				  WHERE mm.program_id = p.id
+					AND ((loyalty.lots_points(mm.balance) > 0
+						  AND loyalty.inactivity_deadline(p, mm.last_activity_at) <= as_of
+						  AND loyalty.inactivity_deadline(p, mm.last_activity_at)
+							  > coalesce(mm.settled_at, '-infinity'))
+						 OR (mm.last_activity_at > coalesce(mm.settled_at, '-infinity')
+							 AND coalesce(mm.settled_at, '-infinity') < as_of))
+				  ORDER BY mm.last_activity_at
+				  LIMIT batch_size
+				    FOR UPDATE SKIP LOCKED
+		LOOP
+			before := loyalty.lots_points(m.balance);
+			m.balance := loyalty._settle(m, as_of);
+			UPDATE loyalty.members
+			   SET balance = m.balance, settled_at = greatest(settled_at, as_of)
+			 WHERE id = m.id;
+			IF loyalty.lots_points(m.balance) <> before THEN
+				members := members + 1;
+				expired_points := expired_points + before - loyalty.lots_points(m.balance);
+			END IF;
+		END LOOP;
+	END LOOP;
+END
+$$;
+
+-- Lot settlement spread over background workers (src/maintenance.c): each
+-- worker takes the next batch_size member ids, settles them with
+-- _maintain_lots and commits, until none are left.
+CREATE FUNCTION loyalty._maintain_parallel(as_of timestamptz, batch_size integer, workers integer,
+										   OUT members bigint, OUT releases bigint,
+										   OUT expiries bigint, OUT expired_points bigint)
+	AS 'MODULE_PATHNAME', 'maintain_parallel' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION loyalty.run_maintenance(as_of timestamptz DEFAULT now(),
+										batch_size integer DEFAULT 10000,
+										workers integer DEFAULT 0)
+	RETURNS TABLE (task text, members bigint, entries bigint, points bigint)
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	b record;
+	last_id bigint := 0;
+	n_members bigint := 0;
+	n_releases bigint := 0;
+	n_expiries bigint := 0;
+	n_points bigint := 0;
+BEGIN
+	IF as_of IS NULL OR as_of > now() THEN
+		RAISE EXCEPTION 'maintenance cannot run ahead of time'
+			USING ERRCODE = '22023',
+				  DETAIL = format('as_of is %s, now() is %s.', coalesce(as_of::text, 'NULL'), now()),
+				  HINT = 'Pass an instant no later than now(); balances as of a future instant need no maintenance.';
+	END IF;
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be positive' USING ERRCODE = '22023';
+	END IF;
+	IF workers IS NULL OR workers < 0 THEN
+		RAISE EXCEPTION 'workers must be 0 or more'
+			USING ERRCODE = '22023',
+				  HINT = '0 settles lots in this transaction; 1 or more starts that many background workers.';
+	END IF;
+	IF workers > 0 THEN
+		b := loyalty._maintain_parallel(as_of, batch_size, workers);
+		n_members := b.members;
+		n_releases := b.releases;
+		n_expiries := b.expiries;
+		n_points := b.expired_points;
+	ELSE
+		LOOP
+			b := loyalty._maintain_lots(as_of, batch_size, last_id, 9223372036854775807);
+			n_members := n_members + b.members;
+			n_releases := n_releases + b.releases;
+			n_expiries := n_expiries + b.expiries;
+			n_points := n_points + b.expired_points;
+			EXIT WHEN b.members < batch_size;
+			last_id := b.last_id;
+		END LOOP;
+	END IF;
+	task := 'release'; members := NULL; entries := n_releases; points := NULL;
+	RETURN NEXT;
+	task := 'expire'; members := n_members; entries := n_expiries; points := n_points;
+	RETURN NEXT;
+	b := loyalty._maintain_inactive(as_of, 2147483647);
+	task := 'inactivity'; members := b.members; entries := b.members; points := b.expired_points;
+	RETURN NEXT;
+	b := loyalty._maintain_tiers(as_of, batch_size);
+	task := 'tier'; members := b.members; entries := b.changes; points := NULL;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION loyalty.run_maintenance(timestamptz, integer, integer) IS
+	'write the releases, expiries and tier changes due by as_of; idempotent; skips locked members; workers > 0 settles lots in background workers that commit batch by batch';
+
+-- "Your points expire soon": every member with points expiring in (as_of, as_of + within].
+CREATE FUNCTION loyalty.expiring_points(within interval DEFAULT interval '30 days',
+										as_of timestamptz DEFAULT now(), program text DEFAULT NULL)
+	RETURNS TABLE (program_code text, member_key text, expires_at timestamptz, points bigint,
+				   available bigint, reason text)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+BEGIN
+	IF within IS NULL OR within < interval '0' OR as_of IS NULL THEN
+		RAISE EXCEPTION 'within must be a non-negative interval and as_of not null'
+			USING ERRCODE = '22023';
+	END IF;
+	IF program IS NOT NULL THEN
+		PERFORM loyalty._program(program);	-- LY003 for an unknown code
+	END IF;
+	-- each member's lots and latest activity as of as_of: the stored ones
+	-- from now on (what lies later is pending, and does not count), unless
+	-- only the ledger tells the member's deadlines; for a past as_of the
+	-- ledger replayed, member by member
+	RETURN QUERY
+		WITH n AS (
+			SELECT p.code, p.expiry_policy, p.expiry_interval, p.time_zone, m.member_key,
+				   s.lots, s.last_activity, s.next_event
+			  FROM loyalty.members m
+			  JOIN loyalty.programs p ON p.id = m.program_id
+			 CROSS JOIN LATERAL (
+				SELECT CASE WHEN p.expiry_policy = 'inactivity'
+								 AND loyalty.inactivity_deadline(p, m.last_activity_at) <= as_of
+								 AND loyalty.inactivity_deadline(p, m.last_activity_at)
+									 > coalesce(m.settled_at, '-infinity')
+							THEN loyalty._inactive_after(m.balance,
+														 loyalty.inactivity_deadline(p, m.last_activity_at))
+							ELSE m.balance END,
+					   m.last_activity_at, m.next_event_at
+				 WHERE as_of >= now()
+				   AND NOT (p.expiry_policy = 'inactivity'
+							AND m.last_activity_at > coalesce(m.settled_at, '-infinity'))
+				UNION ALL
+				SELECT r.lots, (SELECT max(l.effective_at) FROM loyalty.ledger l
+								 WHERE l.member_id = m.id AND l.effective_at <= as_of
+								   AND l.kind IN ('earn', 'pending', 'redeem', 'adjust', 'transfer')),
+					   loyalty.lots_next_event(r.lots)
+				  FROM (SELECT loyalty._lots_at(m, as_of) AS lots) r
+				 WHERE NOT (as_of >= now()
+							AND NOT (p.expiry_policy = 'inactivity'
+									 AND m.last_activity_at > coalesce(m.settled_at, '-infinity')))
+			 ) AS s(lots, last_activity, next_event)
+			 WHERE expiring_points.program IS NULL OR p.code = expiring_points.program
+		)
+		SELECT n.code, n.member_key, e.expires_at, sum(e.points)::bigint,
+			   min(loyalty.lots_available(n.lots, as_of)), 'expiry'
+		  FROM n
+		 CROSS JOIN LATERAL loyalty.lots_entries(n.lots) e
+		 WHERE n.next_event <= as_of + within
+		   AND e.state <> 'debt' AND (e.release_at IS NULL OR e.release_at <= as_of)
+		   AND e.expires_at > as_of AND e.expires_at <= as_of + within
+		 GROUP BY n.code, n.member_key, e.expires_at
+		UNION ALL
+		SELECT n.code, n.member_key, d.deadline, loyalty.lots_available(n.lots, as_of),
+			   loyalty.lots_available(n.lots, as_of), 'inactivity'
+		  FROM n
+		 CROSS JOIN LATERAL (SELECT loyalty.tz_add(n.last_activity, n.expiry_interval, n.time_zone))
+			   AS d(deadline)
+		 WHERE n.expiry_policy = 'inactivity'
+		   AND d.deadline > as_of AND d.deadline <= as_of + within
+		   AND loyalty.lots_available(n.lots, as_of) > 0
+		 ORDER BY 3, 1, 2;
+END
+$$;
+COMMENT ON FUNCTION loyalty.expiring_points(interval, timestamptz, text) IS
+	'members with points expiring within the interval, for "your points expire soon" messages';
+

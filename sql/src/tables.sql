@@ -1,0 +1,288 @@
+------------------------------------------------------------------------------
+-- Configuration and data
+------------------------------------------------------------------------------
+
+CREATE TABLE loyalty.programs (
+	id				serial PRIMARY KEY,
+	code			text NOT NULL UNIQUE CHECK (code ~ '^[A-Za-z0-9_.-]{1,64}$'),
+	name			text NOT NULL,
+	currency		text NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$'),
+	points_per_unit numeric NOT NULL DEFAULT 1 CHECK (points_per_unit >= 0),
+	rounding		text NOT NULL DEFAULT 'floor'
+					CHECK (rounding IN ('floor', 'half_up', 'ceil')),
+	point_value		numeric NOT NULL DEFAULT 0.01 CHECK (point_value >= 0),
+	expiry_policy	text NOT NULL DEFAULT 'never'
+					CHECK (expiry_policy IN ('never', 'after', 'period_end', 'inactivity')),
+	-- every field positive or zero: '1 mon -29 days' would run backwards in February
+	expiry_interval interval CHECK (loyalty.interval_sign(expiry_interval) = 1),
+	expiry_period	text CHECK (expiry_period IN ('month', 'quarter', 'year')),
+	expiry_extra_periods integer NOT NULL DEFAULT 0 CHECK (expiry_extra_periods BETWEEN 0 AND 1000),
+	pending_interval interval NOT NULL DEFAULT interval '0'
+					CHECK (loyalty.interval_sign(pending_interval) >= 0),
+	time_zone		text NOT NULL DEFAULT 'UTC' CHECK (loyalty.valid_time_zone(time_zone)),
+	is_default		boolean NOT NULL DEFAULT false,
+	auto_enroll		boolean NOT NULL DEFAULT true,
+	-- tiers (see loyalty.tiers): qualification window, validity, downgrade
+	tier_window		text NOT NULL DEFAULT 'rolling'
+					CHECK (tier_window IN ('rolling', 'calendar_year', 'lifetime')),
+	tier_window_months integer NOT NULL DEFAULT 12 CHECK (tier_window_months BETWEEN 1 AND 120),
+	tier_validity	text NOT NULL DEFAULT 'months' CHECK (tier_validity IN ('months', 'period_end')),
+	tier_validity_months integer NOT NULL DEFAULT 12
+					CHECK (tier_validity_months BETWEEN 1 AND 1200),
+	tier_validity_period text NOT NULL DEFAULT 'year'
+					CHECK (tier_validity_period IN ('month', 'quarter', 'year')),
+	tier_validity_extra_periods integer NOT NULL DEFAULT 0
+					CHECK (tier_validity_extra_periods BETWEEN 0 AND 100),
+	tier_downgrade	text NOT NULL DEFAULT 'one_step'
+					CHECK (tier_downgrade IN ('one_step', 'qualified')),
+	tier_grace		interval NOT NULL DEFAULT interval '0'
+					CHECK (loyalty.interval_sign(tier_grace) >= 0),
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	-- 'after': each lot expires expiry_interval after it was earned;
+	-- 'inactivity': all points expire expiry_interval after the last activity
+	CONSTRAINT expiry_after_needs_interval
+		CHECK ((expiry_policy IN ('after', 'inactivity')) = (expiry_interval IS NOT NULL)),
+	CONSTRAINT expiry_period_end_needs_period
+		CHECK ((expiry_policy = 'period_end') = (expiry_period IS NOT NULL))
+);
+CREATE UNIQUE INDEX programs_one_default ON loyalty.programs (is_default) WHERE is_default;
+COMMENT ON TABLE loyalty.programs IS 'loyalty programs, one row each; configure by INSERT/UPDATE';
+
+CREATE TABLE loyalty.members (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	member_key		text NOT NULL,
+	balance			loyalty.lots NOT NULL DEFAULT '{}',
+	enrolled_at		timestamptz NOT NULL DEFAULT now(),
+	last_activity_at timestamptz,	-- the latest activity instant (docs/concepts.md, Inactivity)
+	-- every inactivity expiry due at or before it is written; NULL: none checked
+	settled_at		timestamptz,
+	first_purchase_at timestamptz,
+	tier			text,
+	activity		loyalty.activity NOT NULL DEFAULT '{}',
+	tier_since		timestamptz,
+	tier_valid_until timestamptz,	-- NULL: no end (base tier, never_downgrade)
+	tier_manual_until timestamptz,	-- set by set_tier(); NULL: qualified
+	tier_review_at	timestamptz,	-- when run_maintenance() reviews the tier
+	-- when run_maintenance() has work for the member; deliberately not
+	-- indexed (see below)
+	next_event_at	timestamptz GENERATED ALWAYS AS (loyalty.lots_next_event(balance)) STORED,
+	UNIQUE (program_id, member_key)
+) WITH (fillfactor = 60);
+-- Every purchase, redemption and maintenance batch rewrites a member row.
+-- No index covers a column they change (balance, next_event_at, activity,
+-- last_activity_at, first_purchase_at), and pages are filled to 60% only,
+-- so that the new row version fits beside the old one: a HOT update, with
+-- no index entries to write.  run_maintenance() finds due members by
+-- walking the primary key and filtering on next_event_at instead (one pass
+-- over the table per run; docs/performance.md has the figures).
+CREATE INDEX members_tier_review ON loyalty.members (tier_review_at)
+	WHERE tier_review_at IS NOT NULL;
+COMMENT ON TABLE loyalty.members IS
+	'members keyed by the application''s customer key (as text); balance = lots after every ledger entry';
+
+CREATE TABLE loyalty.earning_rules (
+	id				serial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	name			text NOT NULL,
+	kind			text NOT NULL
+					CHECK (kind IN ('multiplier', 'bonus', 'minimum', 'cap', 'first_purchase')),
+	priority		integer NOT NULL DEFAULT 100,
+	exclusive		boolean NOT NULL DEFAULT false,
+	active			boolean NOT NULL DEFAULT true,
+	-- conditions: a rule applies when every condition given matches
+	tier			text,
+	channel			text,
+	category		text,
+	store			text,
+	valid_from		timestamptz,
+	valid_until		timestamptz,
+	days_of_week	integer[] CHECK (days_of_week <@ '{1,2,3,4,5,6,7}'
+									 AND cardinality(days_of_week) > 0),
+	hour_from		integer CHECK (hour_from BETWEEN 0 AND 23),
+	hour_until		integer CHECK (hour_until BETWEEN 0 AND 24),
+	min_amount		numeric CHECK (min_amount >= 0),
+	-- effects
+	multiplier		numeric CHECK (multiplier >= 0),
+	points			bigint CHECK (points >= 0),
+	cap_period		text CHECK (cap_period IN ('day', 'week', 'month', 'quarter', 'year')),
+	-- the rule's own expiry for the points it matches (NULL: the program's);
+	-- inactivity is per member, so only a program can have it
+	expiry_policy	text CHECK (expiry_policy IN ('never', 'after', 'period_end')),
+	expiry_interval interval CHECK (loyalty.interval_sign(expiry_interval) = 1),
+	expiry_period	text CHECK (expiry_period IN ('month', 'quarter', 'year')),
+	expiry_extra_periods integer CHECK (expiry_extra_periods BETWEEN 0 AND 1000),
+	CONSTRAINT rule_expiry_only_for_awards
+		CHECK (expiry_policy IS NULL OR kind IN ('multiplier', 'bonus', 'first_purchase')),
+	CONSTRAINT rule_expiry_after_needs_interval
+		CHECK ((expiry_policy IS NOT DISTINCT FROM 'after') = (expiry_interval IS NOT NULL)),
+	CONSTRAINT rule_expiry_period_end_needs_period
+		CHECK ((expiry_policy IS NOT DISTINCT FROM 'period_end') = (expiry_period IS NOT NULL)),
+	CONSTRAINT hours_come_in_pairs CHECK ((hour_from IS NULL) = (hour_until IS NULL)),
+	CONSTRAINT hours_not_empty CHECK (hour_from IS NULL OR hour_from <> hour_until),
+	CONSTRAINT validity_not_empty CHECK (valid_from < valid_until),
+	CONSTRAINT multiplier_needs_factor CHECK (kind <> 'multiplier' OR multiplier IS NOT NULL),
+	CONSTRAINT points_rules_need_points
+		CHECK (kind NOT IN ('bonus', 'first_purchase', 'cap') OR points IS NOT NULL),
+	CONSTRAINT cap_needs_period CHECK ((kind = 'cap') = (cap_period IS NOT NULL)),
+	CONSTRAINT minimum_needs_amount CHECK (kind <> 'minimum' OR min_amount IS NOT NULL)
+);
+CREATE INDEX earning_rules_program ON loyalty.earning_rules (program_id);
+COMMENT ON TABLE loyalty.earning_rules IS
+	'earning rules evaluated in C for every tracked purchase; see docs/concepts.md for the order';
+
+CREATE TABLE loyalty.tiers (
+	id				serial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	name			text NOT NULL CHECK (name <> ''),
+	rank			integer NOT NULL CHECK (rank >= 0),
+	min_spend		numeric CHECK (min_spend >= 0),
+	min_orders		bigint CHECK (min_orders >= 0),
+	min_points		bigint CHECK (min_points >= 0),
+	combine			text NOT NULL DEFAULT 'any' CHECK (combine IN ('any', 'all')),
+	never_downgrade boolean NOT NULL DEFAULT false,
+	UNIQUE (program_id, name),
+	UNIQUE (program_id, rank),
+	CONSTRAINT higher_tiers_need_a_threshold
+		CHECK (rank = 0 OR min_spend IS NOT NULL OR min_orders IS NOT NULL OR min_points IS NOT NULL)
+);
+COMMENT ON TABLE loyalty.tiers IS
+	'tier ladder per program: the highest rank whose thresholds the window''s activity meets';
+
+CREATE TABLE loyalty.tier_history (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL,
+	member_id		bigint NOT NULL,
+	from_tier		text,
+	to_tier			text,
+	reason			text NOT NULL
+					CHECK (reason IN ('upgrade', 'renewal', 'downgrade', 'manual', 'manual_end')),
+	detail			text,
+	effective_at	timestamptz NOT NULL,
+	valid_until		timestamptz,
+	recorded_at		timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX tier_history_member ON loyalty.tier_history (member_id, effective_at, id);
+COMMENT ON TABLE loyalty.tier_history IS 'every tier change of every member, with its reason';
+
+-- An outbox for applications: one row per tier change, and a NOTIFY on
+-- channel loyalty_tier with the event id.  Mark rows handled by setting
+-- handled_at.
+CREATE TABLE loyalty.tier_events (
+	id				bigserial PRIMARY KEY,
+	program_code	text NOT NULL,
+	member_key		text NOT NULL,
+	from_tier		text,
+	to_tier			text,
+	reason			text NOT NULL,
+	effective_at	timestamptz NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	handled_at		timestamptz
+);
+CREATE INDEX tier_events_unhandled ON loyalty.tier_events (id) WHERE handled_at IS NULL;
+
+CREATE TABLE loyalty.tracked_tables (
+	id				serial PRIMARY KEY,
+	-- NULL once the table is dropped (the row stays: awards keep their link)
+	table_name		regclass UNIQUE,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	member_column	name NOT NULL,
+	amount_column	name NOT NULL,
+	time_column		name,
+	reference_columns name[] NOT NULL CHECK (cardinality(reference_columns) BETWEEN 1 AND 32),
+	status_column	name,
+	reversed_statuses text[] NOT NULL DEFAULT '{refunded,cancelled}',
+	channel_column	name,
+	category_column name,
+	store_column	name,
+	active			boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	-- set by the event trigger loyalty_drop_guard when the table is dropped
+	dropped_name	text,
+	dropped_at		timestamptz,
+	CONSTRAINT dropped_tables_are_inactive
+		CHECK ((table_name IS NULL) = (dropped_at IS NOT NULL) AND (table_name IS NOT NULL OR NOT active))
+);
+COMMENT ON TABLE loyalty.tracked_tables IS
+	'application tables whose rows earn points; written only by track_purchases()/untrack_purchases()';
+
+CREATE DOMAIN loyalty.entry_kind AS text
+	CHECK (VALUE IN ('earn', 'pending', 'release', 'redeem', 'expire', 'adjust', 'reverse',
+					 'transfer', 'cancel', 'reinstate'));
+
+CREATE TABLE loyalty.ledger (
+	id				bigserial PRIMARY KEY,
+	-- no foreign keys on purpose: the ledger is written only by loyalty's
+	-- functions, which hold the member's row lock; a per-row RI check would
+	-- cost more than the insert itself.  verify() reports orphans.
+	program_id		integer NOT NULL,
+	member_id		bigint NOT NULL,
+	kind			loyalty.entry_kind NOT NULL,
+	points			bigint NOT NULL,
+	lots			loyalty.lots NOT NULL,
+	reference		text,
+	reason			text,
+	effective_at	timestamptz NOT NULL,
+	recorded_at		timestamptz NOT NULL DEFAULT now(),
+	track_id		integer
+	-- Checks that relate columns (points match lots, release moves 0 points)
+	-- live in verify(): a table CHECK is re-parsed for every statement,
+	-- which costs more than the single-row purchase insert it guards.
+);
+CREATE INDEX ledger_member_time ON loyalty.ledger (member_id, effective_at, id);
+-- requests through the API are idempotent on (program, operation, reference)
+CREATE UNIQUE INDEX ledger_reference ON loyalty.ledger
+	(program_id, (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END), reference)
+	WHERE reference IS NOT NULL AND track_id IS NULL
+	  AND kind IN ('earn', 'pending', 'redeem', 'adjust');
+-- a tracked purchase is awarded once: its initial entry is unique
+CREATE UNIQUE INDEX ledger_purchase_award ON loyalty.ledger (track_id, reference)
+	WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending');
+COMMENT ON TABLE loyalty.ledger IS
+	'append-only: every movement of points; lots holds exactly which lots it added or removed';
+
+CREATE FUNCTION loyalty.ledger_append_only() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'loyalty.ledger is append-only'
+		USING ERRCODE = 'LY005',
+			  DETAIL = format('%s is not allowed on the ledger.', TG_OP),
+			  HINT = 'Correct a balance with loyalty.adjust(), which records a new entry.';
+END
+$$;
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON loyalty.ledger
+	FOR EACH ROW EXECUTE FUNCTION loyalty.ledger_append_only();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON loyalty.ledger
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.ledger_append_only();
+
+SELECT pg_catalog.pg_extension_config_dump('loyalty.programs', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.programs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.members', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.members_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.earning_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.earning_rules_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tracked_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tiers', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tiers_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tier_history', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tier_history_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tier_events', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tier_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.tracked_tables_id_seq', '');
+
+-- Configuration changes reach every backend's rule cache (src/rules.c).
+CREATE FUNCTION loyalty.config_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'loyalty_config_changed' LANGUAGE C;
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.programs
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.earning_rules
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.tracked_tables
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.tiers
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
+SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger_id_seq', '');
+
