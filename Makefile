@@ -4,6 +4,11 @@ EXTENSION = loyalty
 MODULE_big = loyalty
 # the one version source: default_version in the control file
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(EXTENSION).control)
+# META.json (for PGXN) repeats it: refuse to build when they differ
+META_VERSION = $(shell sed -n 's/^   "version": "\(.*\)",$$/\1/p' META.json)
+ifneq ($(META_VERSION),$(EXTVERSION).0)
+$(error META.json says version $(META_VERSION), $(EXTENSION).control $(EXTVERSION): make them agree)
+endif
 
 OBJS = src/loyalty.o src/balance.o src/balance_io.o src/balance_funcs.o src/tz.o \
 	src/activity.o src/activity_io.o \
@@ -14,9 +19,13 @@ HEADERS = src/balance.h src/activity.h src/loyalty_errors.h src/loyalty_util.h s
 # per concern, in this order (each file may use what the ones before define).
 SQL_SOURCES = $(addprefix sql/src/, lots.sql activity.sql time_zones.sql tables.sql \
 	internals.sql members.sql verify.sql accrual.sql maintenance.sql tiers.sql \
-	rewards_tables.sql rewards.sql transfers.sql events.sql reports.sql guards.sql \
+	rewards.sql transfers.sql events.sql reports.sql guards.sql \
 	grants.sql)
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The upgrade script from the previous version is built the same way, from
+# sql/updates/$(PREVVERSION)--$(EXTVERSION)/*.sql in name order.
+PREVVERSION = 0.1
+UPDATE_SOURCES = $(sort $(wildcard sql/updates/$(PREVVERSION)--$(EXTVERSION)/*.sql))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql
 # released install and upgrade scripts, kept as they were released
 DATA = $(filter-out $(DATA_built), $(wildcard sql/$(EXTENSION)--*.sql))
 
@@ -44,3 +53,7 @@ prove:
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/src/header.sql.in $(SQL_SOURCES) $(EXTENSION).control
 	sed 's/@EXTVERSION@/$(EXTVERSION)/' sql/src/header.sql.in > $@
 	cat $(SQL_SOURCES) >> $@
+
+sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql: sql/updates/header.sql.in $(UPDATE_SOURCES) $(EXTENSION).control
+	sed -e 's/@EXTVERSION@/$(EXTVERSION)/g' -e 's/@PREVVERSION@/$(PREVVERSION)/g' sql/updates/header.sql.in > $@
+	cat $(UPDATE_SOURCES) >> $@

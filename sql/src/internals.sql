@@ -361,3 +361,71 @@ BEGIN
 END
 $$;
 
+------------------------------------------------------------------------------
+-- Helpers of rewards, cancellations, transfers, donations and behavioural
+-- events.  Everything there is SQL: the lots functions already spend FIFO
+-- and record exactly which lots a debit drew, which is what a cancellation
+-- gives back and what a transfer hands over.
+------------------------------------------------------------------------------
+
+-- [starts, ends) of the calendar period containing ts in time_zone; 'ever' is all time.
+CREATE FUNCTION loyalty._period(ts timestamptz, period text, time_zone text,
+								OUT starts timestamptz, OUT ends timestamptz)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN period = 'ever' THEN '-infinity'::timestamptz
+				ELSE date_trunc(period, ts, time_zone) END,
+		   CASE WHEN period = 'ever' THEN 'infinity'::timestamptz
+				ELSE loyalty.period_end(ts, period, 0, time_zone) END
+$$;
+
+-- 'per month', or 'in total' for 'ever': for error details
+CREATE FUNCTION loyalty._per(period text) RETURNS text
+	LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+	RETURN CASE WHEN period = 'ever' THEN 'in total' ELSE 'per ' || period END;
+
+-- LY004 when an API entry of this operation already uses the reference.
+CREATE FUNCTION loyalty._reference_unused(program loyalty.programs, op text, reference text)
+	RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	l loyalty.ledger;
+BEGIN
+	SELECT * INTO l FROM loyalty.ledger
+	 WHERE ledger.program_id = program.id AND ledger.reference = _reference_unused.reference
+	   AND ledger.track_id IS NULL
+	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
+						reference, op, program.code
+			USING ERRCODE = 'LY004',
+				  DETAIL = format('Ledger entry %s holds %s points for member id %s.',
+								  l.id, l.points, l.member_id),
+				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
+	END IF;
+END
+$$;
+
+-- LY001 with a detail naming what was asked for.
+CREATE FUNCTION loyalty._need_points(m loyalty.members, points bigint, what text) RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	available bigint := loyalty.lots_available(m.balance, now());
+BEGIN
+	IF available < points THEN
+		RAISE EXCEPTION 'insufficient points'
+			USING ERRCODE = 'LY001',
+				  DETAIL = format('%s needs %s points; member "%s" has %s available.',
+								  what, points, m.member_key, available),
+				  HINT = 'Only points usable now count: pending and expired points do not.';
+	END IF;
+END
+$$;
+

@@ -1,29 +1,10 @@
 ------------------------------------------------------------------------------
--- Reporting and roles (issue #6): views for BI tools, KPI functions, and the
--- roles loyalty_reader, loyalty_app and loyalty_admin.  Views are evaluated
+-- Reporting: views for BI tools and KPI functions.  The roles
+-- loyalty_reader, loyalty_app and loyalty_admin are made in grants.sql.  Views are evaluated
 -- as of now().  Keep this section last: it revokes EXECUTE from PUBLIC on
 -- every function above and grants by role, so a new API function needs a
 -- line in the grant lists below (test/roles.sql checks that none is missed).
 ------------------------------------------------------------------------------
-
--- BI tools filter the ledger by date; a BRIN index costs next to nothing on
--- insert because entries arrive roughly in effective order.
-CREATE INDEX ledger_effective_brin ON loyalty.ledger USING brin (effective_at);
-
--- Settings for program_kpis(): the application's customers table (for the
--- enrolment rate) and the default windows.
-CREATE TABLE loyalty.kpi_settings (
-	program_id		integer PRIMARY KEY REFERENCES loyalty.programs (id),
-	customers_table regclass,
-	customer_key_column name,
-	active_days		integer NOT NULL DEFAULT 90 CHECK (active_days BETWEEN 1 AND 3660),
-	window_months	integer NOT NULL DEFAULT 12 CHECK (window_months BETWEEN 1 AND 120),
-	CONSTRAINT customers_need_key
-		CHECK ((customers_table IS NULL) = (customer_key_column IS NULL))
-);
-COMMENT ON TABLE loyalty.kpi_settings IS
-	'per program: the application''s customers table and key column (set_kpi_customers()), and the KPI windows';
-SELECT pg_catalog.pg_extension_config_dump('loyalty.kpi_settings', '');
 
 -- The customers table is named only through set_kpi_customers(), which
 -- checks it against the calling role (src/app_tables.c); the windows are

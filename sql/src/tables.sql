@@ -238,6 +238,14 @@ CREATE UNIQUE INDEX ledger_reference ON loyalty.ledger
 -- a tracked purchase is awarded once: its initial entry is unique
 CREATE UNIQUE INDEX ledger_purchase_award ON loyalty.ledger (track_id, reference)
 	WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending');
+-- a redemption is cancelled once; a transfer has one leg of each sign
+CREATE UNIQUE INDEX ledger_cancel_reference ON loyalty.ledger (program_id, reference)
+	WHERE kind = 'cancel' AND reference IS NOT NULL;
+CREATE UNIQUE INDEX ledger_transfer_reference ON loyalty.ledger (program_id, reference, (points < 0))
+	WHERE kind = 'transfer' AND reference IS NOT NULL;
+-- BI tools filter the ledger by date; a BRIN index costs next to nothing on
+-- insert because entries arrive roughly in effective order.
+CREATE INDEX ledger_effective_brin ON loyalty.ledger USING brin (effective_at);
 COMMENT ON TABLE loyalty.ledger IS
 	'append-only: every movement of points; lots holds exactly which lots it added or removed';
 
@@ -285,4 +293,117 @@ CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lo
 CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.tiers
 	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
 SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger_id_seq', '');
+
+------------------------------------------------------------------------------
+-- Rewards, cause accounts and behavioural events
+------------------------------------------------------------------------------
+
+CREATE TABLE loyalty.rewards (
+	id				serial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	code			text NOT NULL CHECK (code ~ '^[A-Za-z0-9_.-]{1,64}$'),
+	name			text NOT NULL,
+	cost			bigint NOT NULL CHECK (cost > 0),
+	-- NULL: unlimited; redemptions take one, cancellations give it back
+	stock			bigint CHECK (stock >= 0),
+	valid_from		timestamptz,
+	valid_until		timestamptz,
+	-- NULL: every member of the program; otherwise members.tier must be listed
+	tiers			text[] CHECK (cardinality(tiers) > 0),
+	limit_per_member integer CHECK (limit_per_member > 0),
+	limit_period	text CHECK (limit_period IN ('day', 'week', 'month', 'quarter', 'year', 'ever')),
+	active			boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (program_id, code),
+	CONSTRAINT validity_not_empty CHECK (valid_from < valid_until),
+	CONSTRAINT limit_needs_period CHECK ((limit_per_member IS NULL) = (limit_period IS NULL))
+);
+COMMENT ON TABLE loyalty.rewards IS
+	'rewards catalog: cost in points, optional stock, validity, tiers, per-member limit per period';
+
+CREATE TABLE loyalty.reward_redemptions (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	reward_id		integer NOT NULL REFERENCES loyalty.rewards (id),
+	member_id		bigint NOT NULL REFERENCES loyalty.members (id),
+	reference		text,
+	ledger_id		bigint NOT NULL UNIQUE,
+	redeemed_at		timestamptz NOT NULL,
+	cancelled_at	timestamptz
+);
+CREATE UNIQUE INDEX reward_redemptions_reference ON loyalty.reward_redemptions (program_id, reference)
+	WHERE reference IS NOT NULL;
+CREATE INDEX reward_redemptions_member ON loyalty.reward_redemptions (member_id, reward_id, redeemed_at);
+COMMENT ON TABLE loyalty.reward_redemptions IS
+	'one row per redeem_reward(); cancelled_at is set by cancel_redemption()';
+
+-- A cause account (charity, B2B partner) is a member of the program that
+-- donate() may send points to.
+CREATE TABLE loyalty.causes (
+	member_id		bigint PRIMARY KEY REFERENCES loyalty.members (id),
+	name			text NOT NULL,
+	active			boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE loyalty.causes IS 'members that are cause accounts and may receive donations';
+
+CREATE TABLE loyalty.event_rules (
+	id				serial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	action			text NOT NULL CHECK (action ~ '^[A-Za-z0-9_.-]{1,64}$'),
+	points			bigint NOT NULL CHECK (points > 0),
+	cap_count		integer CHECK (cap_count > 0),
+	cap_period		text CHECK (cap_period IN ('day', 'week', 'month', 'quarter', 'year', 'ever')),
+	-- a referral: record_event names the referred member, who must have bought
+	is_referral		boolean NOT NULL DEFAULT false,
+	active			boolean NOT NULL DEFAULT true,
+	UNIQUE (program_id, action),
+	CONSTRAINT cap_needs_period CHECK ((cap_count IS NULL) = (cap_period IS NULL))
+);
+COMMENT ON TABLE loyalty.event_rules IS
+	'points per behavioural action (signup, review, referral, ...) and per-member caps';
+
+CREATE TABLE loyalty.events (
+	id				bigserial PRIMARY KEY,
+	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	member_id		bigint NOT NULL REFERENCES loyalty.members (id),
+	action			text NOT NULL,
+	reference		text NOT NULL,
+	referred_id		bigint REFERENCES loyalty.members (id),
+	occurred_at		timestamptz NOT NULL,
+	points			bigint NOT NULL,
+	ledger_id		bigint NOT NULL,
+	recorded_at		timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (program_id, reference)
+);
+CREATE INDEX events_member ON loyalty.events (member_id, action, occurred_at);
+-- a member is referred once per referral action
+CREATE UNIQUE INDEX events_referred ON loyalty.events (program_id, action, referred_id)
+	WHERE referred_id IS NOT NULL;
+COMMENT ON TABLE loyalty.events IS 'behavioural events recorded by record_event(), once per reference';
+
+SELECT pg_catalog.pg_extension_config_dump('loyalty.rewards', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.rewards_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.reward_redemptions', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.reward_redemptions_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.causes', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.event_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.event_rules_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.events', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.events_id_seq', '');
+
+-- Settings for program_kpis(): the application's customers table (for the
+-- enrolment rate) and the default windows.
+CREATE TABLE loyalty.kpi_settings (
+	program_id		integer PRIMARY KEY REFERENCES loyalty.programs (id),
+	customers_table regclass,
+	customer_key_column name,
+	active_days		integer NOT NULL DEFAULT 90 CHECK (active_days BETWEEN 1 AND 3660),
+	window_months	integer NOT NULL DEFAULT 12 CHECK (window_months BETWEEN 1 AND 120),
+	CONSTRAINT customers_need_key
+		CHECK ((customers_table IS NULL) = (customer_key_column IS NULL))
+);
+COMMENT ON TABLE loyalty.kpi_settings IS
+	'per program: the application''s customers table and key column (set_kpi_customers()), and the KPI windows';
+SELECT pg_catalog.pg_extension_config_dump('loyalty.kpi_settings', '');
 
