@@ -11,9 +11,17 @@ HEADERS = src/balance.h src/activity.h src/loyalty_errors.h src/loyalty_util.h s
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
-TESTS = $(wildcard sql/[0-9]*.sql)
-REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
-REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+# pg_regress tests (test/sql/*.sql, test/expected/*.out), named by topic as
+# contrib does, listed in the order they read as a guide: the lots type first
+TESTS = $(wildcard test/sql/*.sql)
+REGRESS = lots programs earn_redeem tiers
+REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+# a file missing from the list would never run: refuse to build without it
+ifeq ($(origin REGRESS),file)
+ifneq ($(sort $(REGRESS)),$(sort $(patsubst test/sql/%.sql,%,$(TESTS))))
+$(error REGRESS must name every test/sql/*.sql file)
+endif
+endif
 # isolationtester specs (specs/*.spec, expected/*.out); each creates the extension
 ISOLATION = $(patsubst specs/%.spec,%,$(wildcard specs/*.spec))
 
@@ -30,4 +38,4 @@ $(OBJS): $(HEADERS)
 # pgTAP suite: needs a running server (PG* environment) with pgtap available.
 .PHONY: prove
 prove:
-	pg_prove --ext .sql -r test/
+	pg_prove test/*.sql
