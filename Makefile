@@ -22,8 +22,10 @@ ifneq ($(sort $(REGRESS)),$(sort $(patsubst test/sql/%.sql,%,$(TESTS))))
 $(error REGRESS must name every test/sql/*.sql file)
 endif
 endif
-# isolationtester specs (specs/*.spec, expected/*.out); each creates the extension
-ISOLATION = $(patsubst specs/%.spec,%,$(wildcard specs/*.spec))
+# isolationtester specs (test/specs/*.spec, test/expected/*.out); each
+# creates the extension
+ISOLATION = $(patsubst test/specs/%.spec,%,$(wildcard test/specs/*.spec))
+ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Werror
 PG_CONFIG ?= pg_config
