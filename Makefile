@@ -40,4 +40,4 @@ $(OBJS): $(HEADERS)
 # pgTAP suite: needs a running server (PG* environment) with pgtap available.
 .PHONY: prove
 prove:
-	pg_prove test/*.sql
+	pg_prove test/pgtap/*.sql

@@ -17,7 +17,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(12);
 
 \set db loyalty_old_now
-\ir dblink_sessions.psql
+\ir lib/dblink_sessions.psql
 \o /dev/null
 SELECT dblink_exec('s', $$
     CREATE EXTENSION loyalty;

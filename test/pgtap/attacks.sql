@@ -272,7 +272,7 @@ SELECT lives_ok('SELECT * FROM loyalty.points_liability_by_month; SELECT loyalty
 ------------------------------------------------------------------------------
 -- 9. The other SECURITY DEFINER functions, reviewed: each reads only
 --    loyalty's own tables and built-in types, operators and functions, with
---    search_path pinned (test/security.sql).  A new one fails here until it
+--    search_path pinned (test/pgtap/security.sql).  A new one fails here until it
 --    is reviewed and listed.
 ------------------------------------------------------------------------------
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p

@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(3);
 
 \set db loyalty_deadlock
-\ir dblink_sessions.psql
+\ir lib/dblink_sessions.psql
 \o /dev/null
 -- ann is enrolled first: ann's members.id is lower than ben's
 SELECT dblink_exec('s', $$

@@ -12,7 +12,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(31);
 
 \set db loyalty_workers
-\ir dblink_sessions.psql
+\ir lib/dblink_sessions.psql
 \o /dev/null
 -- 2,000 members as in bench/maintenance.sql, with points that differ from
 -- member to member: two thirds of them have a lot that expired on 1 June 2025

@@ -19,7 +19,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(6);
 
 \set db loyalty_maint_race
-\ir dblink_sessions.psql
+\ir lib/dblink_sessions.psql
 \o /dev/null
 SELECT dblink_exec('s', $$
     CREATE EXTENSION loyalty;

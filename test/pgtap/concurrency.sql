@@ -14,7 +14,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(7);
 
 \set db loyalty_race
-\ir dblink_sessions.psql
+\ir lib/dblink_sessions.psql
 \o /dev/null
 SELECT dblink_exec('s', $$
     CREATE EXTENSION loyalty;

@@ -12,7 +12,7 @@ SET client_min_messages = warning;
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
-\ir fuzz/fuzz.psql
+\ir ../fuzz/fuzz.psql
 SELECT plan(7);
 
 SELECT setseed(0.4242);
