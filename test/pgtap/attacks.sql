@@ -5,13 +5,10 @@
 -- as in public.ran and tries to make its author superuser; every attack
 -- must leave them without superuser and nothing run as the definer.  The
 -- transaction is rolled back, roles included.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
+\ir preamble.psql
+-- quieter: the attacks below provoke warnings (a tracked table left out
+-- of retention) that are expected
 SET client_min_messages = error;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(75);

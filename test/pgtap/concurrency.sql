@@ -3,13 +3,7 @@
 -- Found by test/stress/run: the change trigger read the ledger with the
 -- statement's snapshot, older than the member lock it waited for (see
 -- docs/reliability.md, "Bugs found").  Both cases failed before the fix.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(7);
 

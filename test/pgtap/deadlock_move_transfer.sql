@@ -4,13 +4,7 @@
 -- scripts, docs/reliability.md "Bugs found"): transfer locks both members
 -- in members.id order, the purchase change trigger locks the old customer
 -- and then the new one.  Fixed: the trigger locks both in id order first.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(3);
 

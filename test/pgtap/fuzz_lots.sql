@@ -4,13 +4,7 @@
 -- accepted (and round-trip) or refused with a clear error: class 22, LY006
 -- or 54000, never XX000.  A crash ends this file early (bad plan).  The long
 -- run is test/fuzz/run.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION loyalty;
 \ir ../fuzz/fuzz.psql
 SELECT plan(7);

@@ -8,13 +8,7 @@
 -- With SKIP LOCKED nothing waits, so to place the purchase inside that window the
 -- test holds the batch inside lots_settlement: it replaces it with a wrapper
 -- that first waits for an advisory lock held by session s.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(6);
 

@@ -1,13 +1,7 @@
 -- run_maintenance(workers => n): lot settlement in background workers that
 -- commit batch by batch.  The workers see only committed data, so the
 -- members live in a database of their own, written through dblink.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(31);
 

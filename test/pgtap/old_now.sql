@@ -6,13 +6,7 @@
 -- (docs/reliability.md, "Bugs found"): b's redeem drew lots that c's redeem
 -- had already drawn; verify() reported the member and the member could
 -- spend more than it held.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(12);
 

@@ -2,13 +2,7 @@
 -- found"): a tracked purchase inserted again (a restore of the purchases
 -- table) must not count towards tiers again.  The upgrade assertions failed
 -- before the fix.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(14);

@@ -1,13 +1,7 @@
 -- Security: who runs what, program isolation, the append-only ledger.
 -- The roles of issue #6 do not exist yet; a throwaway role stands for an
 -- application login here (the transaction is rolled back).
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(30);

@@ -3,13 +3,7 @@
 -- deadlines between activities, reversals of purchases dated in the future,
 -- debt met by a back-dated credit.  One test per wrong answer found by the
 -- model-based test (test/model), each failing on the code before the fix.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(45);

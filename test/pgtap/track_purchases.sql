@@ -1,10 +1,4 @@
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-BEGIN;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
 SELECT plan(94);
