@@ -29,11 +29,21 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--$(PREVVERSION
 # released install and upgrade scripts, kept as they were released
 DATA = $(filter-out $(DATA_built), $(wildcard sql/$(EXTENSION)--*.sql))
 
-TESTS = $(wildcard sql/[0-9]*.sql)
-REGRESS = $(patsubst sql/%.sql,%,$(TESTS))
-REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
-# isolationtester specs (specs/*.spec, expected/*.out); each creates the extension
-ISOLATION = $(patsubst specs/%.spec,%,$(wildcard specs/*.spec))
+# pg_regress tests (test/sql/*.sql, test/expected/*.out), named by topic as
+# contrib does, listed in the order they read as a guide: the lots type first
+TESTS = $(wildcard test/sql/*.sql)
+REGRESS = lots programs earn_redeem tiers
+REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+# a file missing from the list would never run: refuse to build without it
+ifeq ($(origin REGRESS),file)
+ifneq ($(sort $(REGRESS)),$(sort $(patsubst test/sql/%.sql,%,$(TESTS))))
+$(error REGRESS must name every test/sql/*.sql file)
+endif
+endif
+# isolationtester specs (test/specs/*.spec, test/expected/*.out); each
+# creates the extension
+ISOLATION = $(patsubst test/specs/%.spec,%,$(wildcard test/specs/*.spec))
+ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Werror
 PG_CONFIG ?= pg_config
@@ -48,7 +58,7 @@ $(OBJS): $(HEADERS)
 # pgTAP suite: needs a running server (PG* environment) with pgtap available.
 .PHONY: prove
 prove:
-	pg_prove --ext .sql -r test/
+	pg_prove test/pgtap/*.sql
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/src/header.sql.in $(SQL_SOURCES) $(EXTENSION).control
 	sed 's/@EXTVERSION@/$(EXTVERSION)/' sql/src/header.sql.in > $@

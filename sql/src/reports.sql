@@ -3,7 +3,7 @@
 -- loyalty_reader, loyalty_app and loyalty_admin are made in grants.sql.  Views are evaluated
 -- as of now().  Keep this section last: it revokes EXECUTE from PUBLIC on
 -- every function above and grants by role, so a new API function needs a
--- line in the grant lists below (test/roles.sql checks that none is missed).
+-- line in the grant lists below (test/pgtap/roles.sql checks that none is missed).
 ------------------------------------------------------------------------------
 
 -- The customers table is named only through set_kpi_customers(), which

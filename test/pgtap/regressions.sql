@@ -1,0 +1,87 @@
+-- One test per bug fixed; each failed before its fix.
+\ir preamble.psql
+CREATE EXTENSION loyalty;
+SET TimeZone = 'UTC';
+SELECT plan(19);
+
+-- Expiry runs from the release: a month-end expiry with a 14-day pending
+-- period used to make every purchase in a month's last 14 days an error.
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_period, expiry_extra_periods,
+                              pending_interval, is_default)
+VALUES ('m', 'Monthly', 'period_end', 'month', 0, '14 days', true);
+SELECT ok((loyalty.enroll('bob')).id IS NOT NULL, 'enrolled');
+SELECT is((loyalty.earn('bob', 10, 'x', '2026-10-25 12:00:00+00')).lots::text,
+          '{pending 10 from 2026-11-08 12:00:00+00 until 2026-12-01 00:00:00+00}',
+          'late-month purchase: released after 14 days, expires at the end of that month');
+
+-- A refund used to release due pending lots without a release entry, so
+-- the ledger no longer replayed (LY006 from balance() as of a past instant).
+-- (The orders belong to a program whose points never expire: they are dated
+-- relative to now(), and a month-end expiry made this fail on a month's 1st.)
+INSERT INTO loyalty.programs (code, name, pending_interval) VALUES ('p14', 'Pending', '14 days');
+CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric, at timestamptz, status text);
+SELECT ok(loyalty.track_purchases('orders', 'customer', 'total', 'at', status_column => 'status', program => 'p14') > 0, 'orders tracked');
+INSERT INTO orders VALUES (1, 'r7', 100, now() - interval '30 days', 'paid'),
+                          (2, 'r7', 50, now() - interval '3 days', 'paid');
+UPDATE orders SET status = 'refunded' WHERE id = 2;
+SELECT is(count(*)::int, 1, 'the refund wrote the release entry of the released order')
+  FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+ WHERE m.member_key = 'r7' AND l.kind = 'release';
+SELECT is((loyalty.redeem('r7', 10, program => 'p14')).points, -10::bigint, 'redeem after the refund');
+SELECT is((loyalty.earn('r7', 1, 'f', now() + interval '1 day', 'p14')).kind::text, 'pending', 'future-dated earn');
+SELECT is(loyalty.balance('r7', now(), 'p14'), 90::bigint, 'balance replays from the ledger (was LY006)');
+SELECT is_empty('SELECT * FROM loyalty.verify()', 'verify() is clean');
+
+-- A zero-amount purchase used to get the first-purchase bonus.
+INSERT INTO loyalty.earning_rules (program_id, name, kind, points)
+SELECT id, 'welcome', 'first_purchase', 100 FROM loyalty.programs WHERE code = 'p14';
+INSERT INTO orders VALUES (3, 'zero', 0, now(), 'paid');
+SELECT is((SELECT count(*)::int FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+            WHERE m.member_key = 'zero'), 0, 'no bonus for a purchase that earns nothing');
+
+-- UPDATE/DELETE on a partition of a tracked partitioned table used to fail with 55000.
+CREATE TABLE porders (id int, customer text, total numeric, at timestamptz, status text,
+                      PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE porders_1 PARTITION OF porders FOR VALUES FROM (0) TO (1000);
+SELECT ok(loyalty.track_purchases('porders', 'customer', 'total', 'at', status_column => 'status', program => 'p14') > 0, 'partitioned table tracked');
+INSERT INTO porders VALUES (1, 'p1', 40, now() - interval '30 days', 'paid');
+DELETE FROM porders WHERE id = 1;
+SELECT is(loyalty.balance('p1', program => 'p14'), 0::bigint, 'a delete on a partition reverses the award');
+
+-- period_end() with an unknown period used to return NULL.
+SELECT throws_ok($$SELECT loyalty.period_end(now(), 'hour', 0, 'UTC')$$, '22023', NULL,
+                 'unknown period is an error');
+-- "until" in a pending lot used to be case-sensitive.
+SELECT is('{PENDING 3 FROM 2027-01-01 00:00:00+00 UNTIL infinity}'::loyalty.lots::text,
+          '{pending 3 from 2027-01-01 00:00:00+00 until infinity}', 'keywords in any case');
+
+-- An error other than a repeated award inside a bulk award (here from a
+-- CHECK constraint added to the ledger) escaped the internal subtransaction
+-- without ending it: the transaction was left in a broken state.
+CREATE TABLE big (id int PRIMARY KEY, customer text, total numeric);
+SELECT ok(loyalty.track_purchases('big', 'customer', 'total', program => 'p14') > 0, 'big tracked');
+ALTER TABLE loyalty.ledger ADD CONSTRAINT ledger_small CHECK (points < 100000) NOT VALID;
+SELECT throws_ok($$INSERT INTO big SELECT i, 'b' || (i % 7), CASE WHEN i = 1500 THEN 200000 ELSE 10 END
+				   FROM generate_series(1, 2000) i$$,
+				 '23514', NULL, 'a bulk award that breaks a ledger CHECK fails with that error');
+ALTER TABLE loyalty.ledger DROP CONSTRAINT ledger_small;
+SELECT lives_ok($$INSERT INTO big VALUES (5000, 'b1', 10)$$, 'the transaction goes on: the next purchase is awarded');
+SELECT is(loyalty.balance('b1', program => 'p14') + (loyalty.balance_detail('b1', program => 'p14')).pending,
+		  110::bigint, 'only that purchase earned (10 points and the 100-point welcome bonus)');
+
+-- A purchase that earns nothing, for an enrolled member without activity,
+-- in an inactivity program, wrote last_activity_at = -infinity (found by
+-- test/model): verify() then reported the member.
+INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval)
+VALUES ('p19', 'idle', 'inactivity', '10 days');
+CREATE TABLE idle_orders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('idle_orders', 'customer', 'total', 'at', program => 'p19') \g /dev/null
+SELECT loyalty.enroll('z0', 'p19') \g /dev/null
+INSERT INTO idle_orders VALUES (1, 'z1', 20, now() - interval '100 days');
+INSERT INTO idle_orders VALUES (2, 'z0', 0, now() - interval '90 days');
+SELECT is((SELECT last_activity_at FROM loyalty.members WHERE member_key = 'z0'), NULL,
+		  'a purchase that earns nothing leaves last_activity_at NULL');
+SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'z0'$$, 'and verify() is clean');
+
+SELECT * FROM finish();
+ROLLBACK;

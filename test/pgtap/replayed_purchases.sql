@@ -1,0 +1,115 @@
+-- A bug found by the long reliability runs (docs/reliability.md, "Bugs
+-- found"): a tracked purchase inserted again (a restore of the purchases
+-- table) must not count towards tiers again.  The upgrade assertions failed
+-- before the fix.
+\ir preamble.psql
+CREATE EXTENSION loyalty;
+SET TimeZone = 'UTC';
+SELECT plan(14);
+
+-- A purchase inserted again with the same reference (restoring the purchases
+-- table, as test/stress/run does, or replaying a load) is not awarded twice:
+-- the award is refused by ledger_purchase_award.  Its activity must not be
+-- counted twice either, nor move the member up a tier.
+INSERT INTO loyalty.programs (code, name, is_default) VALUES ('p', 'P', true);
+INSERT INTO loyalty.tiers (program_id, name, rank, min_spend)
+SELECT id, t.name, t.rank, t.min_spend FROM loyalty.programs,
+       (VALUES ('Base', 0, NULL::numeric), ('Silver', 1, 150)) t(name, rank, min_spend);
+CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric);
+SELECT loyalty.track_purchases('orders', 'customer', 'total') \g /dev/null
+-- ann: one row, inserted again alone; bob: two rows, inserted again in one
+-- statement (as COPY and pg_restore do)
+INSERT INTO orders VALUES (1, 'ann', 100);
+INSERT INTO orders VALUES (2, 'bob', 100), (3, 'bob', 40);
+CREATE TEMP TABLE before AS
+SELECT m.member_key, (SELECT count(*) FROM loyalty.ledger) AS entries, m.balance::text,
+       m.activity::text, m.tier
+  FROM loyalty.members m;
+TRUNCATE orders;
+INSERT INTO orders VALUES (1, 'ann', 100);
+INSERT INTO orders VALUES (2, 'bob', 100), (3, 'bob', 40);
+
+SELECT is((SELECT count(*) FROM loyalty.ledger), (SELECT min(entries) FROM before),
+          'purchases inserted again write no second award');
+SELECT is((SELECT string_agg(balance::text, ',' ORDER BY member_key) FROM loyalty.members),
+          (SELECT string_agg(balance, ',' ORDER BY member_key) FROM before), 'nor change balances');
+SELECT is((SELECT activity::text FROM loyalty.members WHERE member_key = 'ann'),
+          (SELECT activity FROM before WHERE member_key = 'ann'), 'one row inserted again: no activity counted');
+SELECT is((SELECT activity::text FROM loyalty.members WHERE member_key = 'bob'),
+          (SELECT activity FROM before WHERE member_key = 'bob'), 'two rows inserted again in one statement: no activity counted');
+SELECT is((SELECT tier FROM loyalty.members WHERE member_key = 'ann'),
+          (SELECT tier FROM before WHERE member_key = 'ann'), 'one row inserted again: no upgrade');
+SELECT is((SELECT tier FROM loyalty.members WHERE member_key = 'bob'),
+          (SELECT tier FROM before WHERE member_key = 'bob'), 'two rows inserted again in one statement: no upgrade');
+SELECT is((SELECT count(*) FROM loyalty.tier_history), 2::bigint,
+          'tier_history has only the first inserts'' two Base tiers, nothing from the replay');
+
+-- Nor may it move the member's first purchase or last activity (found by
+-- test/stress/run on 2026-12-01: after the purchases table was restored
+-- again, m10's first_purchase_at had moved 0.09 s earlier).  Here: order 11
+-- was dan's and moved to cid, whose first purchase stays 11:00; inserted
+-- again, order 11 (10:00) is refused as a replay and must change nothing.
+-- Both failed before the fix (cid's first purchase became 10:00).
+CREATE TABLE torders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('torders', 'customer', 'total', 'at') \g /dev/null
+INSERT INTO torders VALUES (10, 'cid', 50, '2025-01-01 11:00+00');
+INSERT INTO torders VALUES (11, 'dan', 50, '2025-01-01 10:00+00');
+UPDATE torders SET customer = 'cid' WHERE id = 11;
+CREATE TEMP TABLE saved AS SELECT * FROM torders;
+CREATE TEMP TABLE cid_before AS
+SELECT first_purchase_at, last_activity_at FROM loyalty.members WHERE member_key = 'cid';
+TRUNCATE torders;
+INSERT INTO torders SELECT * FROM saved ORDER BY id;
+SELECT is((SELECT row(first_purchase_at, last_activity_at)::text FROM loyalty.members WHERE member_key = 'cid'),
+          (SELECT row(first_purchase_at, last_activity_at)::text FROM cid_before),
+          'two rows inserted again in one statement: first purchase and last activity unchanged');
+TRUNCATE torders;
+INSERT INTO torders SELECT * FROM saved WHERE id = 11;
+SELECT is((SELECT row(first_purchase_at, last_activity_at)::text FROM loyalty.members WHERE member_key = 'cid'),
+          (SELECT row(first_purchase_at, last_activity_at)::text FROM cid_before),
+          'one row inserted again: first purchase and last activity unchanged');
+
+-- Nor may a statement whose awards were all refused upgrade the member (found
+-- by test/stress/run on 2026-12-01: m8 went from Gold, set by hand, to
+-- Platinum when the purchases table was restored again).  cid qualifies for
+-- Silver but holds Base by hand; inserting cid's orders again changes nothing.
+INSERT INTO torders VALUES (12, 'cid', 200, '2025-01-02 10:00+00');
+SELECT is((SELECT tier FROM loyalty.members WHERE member_key = 'cid'), 'Silver', 'cid reaches Silver');
+SELECT loyalty.set_tier('cid', 'Base', reason => 'by hand') \g /dev/null
+CREATE TEMP TABLE saved2 AS SELECT * FROM torders;
+CREATE TEMP TABLE history_before AS SELECT count(*) AS n FROM loyalty.tier_history;
+TRUNCATE torders;
+INSERT INTO torders SELECT * FROM saved2 ORDER BY id;
+SELECT is((SELECT row(tier, (SELECT count(*) FROM loyalty.tier_history) - (SELECT n FROM history_before))::text
+             FROM loyalty.members WHERE member_key = 'cid'),
+          row('Base', 0)::text, 'orders inserted again, all refused: no upgrade, no tier_history row');
+
+-- Nor may it write anything else: a purchase dated before the member's
+-- newest entry is replayed on the time axis, which writes the releases that
+-- fell due; a refused one is no write at all (found by test/stress/run on
+-- 2026-12-04: the re-restore wrote 2,957 release entries).  Both failed
+-- before the fix.
+INSERT INTO loyalty.programs (code, name, pending_interval) VALUES ('pp', 'pending', '2 days');
+CREATE TABLE porders (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+SELECT loyalty.track_purchases('porders', 'customer', 'total', 'at', program => 'pp') \g /dev/null
+INSERT INTO porders VALUES (20, 'eve', 30, now() - interval '10 days');
+INSERT INTO porders VALUES (21, 'eve', 10, now() + interval '1 hour');
+INSERT INTO porders VALUES (22, 'fay', 30, now() - interval '10 days'), (23, 'fay', 10, now() + interval '1 hour'),
+                           (24, 'gus', 5, now() - interval '10 days');
+CREATE TEMP TABLE saved3 AS SELECT * FROM porders;
+CREATE TEMP TABLE ledger_before AS SELECT count(*) AS n FROM loyalty.ledger;
+-- (one transaction has one now(): as if the members were written yesterday)
+UPDATE loyalty.members SET settled_at = now() - interval '1 day' WHERE member_key IN ('eve', 'fay', 'gus');
+CREATE TEMP TABLE members_before AS SELECT * FROM loyalty.members WHERE member_key IN ('eve', 'fay', 'gus');
+TRUNCATE porders;
+INSERT INTO porders SELECT * FROM saved3 WHERE id = 20;
+SELECT is((SELECT count(*) FROM loyalty.ledger) - (SELECT n FROM ledger_before), 0::bigint,
+          'one back-dated row inserted again: no ledger row written');
+INSERT INTO porders SELECT * FROM saved3 WHERE id <> 20;
+SELECT is((SELECT count(*) FROM loyalty.ledger) - (SELECT n FROM ledger_before), 0::bigint,
+          'back-dated rows of two members inserted again in one statement: no ledger row written');
+SELECT is((SELECT count(*) FROM loyalty.members m JOIN members_before b USING (id) WHERE row(m.*)::text = row(b.*)::text),
+          3::bigint, 'and the member rows are unchanged, settled_at included');
+
+SELECT * FROM finish();
+ROLLBACK;
