@@ -1,5 +1,5 @@
 -- Security: who runs what, program isolation, the append-only ledger.
--- The roles of issue #6 do not exist yet; a throwaway role stands for an
+-- A role without loyalty privileges: a throwaway role stands for an
 -- application login here (the transaction is rolled back).
 \ir preamble.psql
 CREATE EXTENSION loyalty;
