@@ -4,10 +4,10 @@ EXTENSION = loyalty
 MODULE_big = loyalty
 EXTVERSION = 0.1
 
-OBJS = src/loyalty.o src/balance.o src/balance_io.o src/balance_funcs.o src/tz.o \
+OBJS = src/loyalty.o src/lots.o src/lots_io.o src/lots_funcs.o src/tz.o \
 	src/activity.o src/activity_io.o \
 	src/rules.o src/tiers.o src/purchases.o src/maintenance.o src/app_tables.o src/timeline.o
-HEADERS = src/balance.h src/activity.h src/loyalty_errors.h src/loyalty_util.h src/loyalty_tz.h src/rules.h
+HEADERS = src/lots.h src/activity.h src/loyalty_errors.h src/loyalty_util.h src/loyalty_tz.h src/rules.h
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 

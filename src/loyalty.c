@@ -1,8 +1,8 @@
 /*
  * loyalty: loyalty-program accounting inside PostgreSQL.
  *
- * One C file per concern: balance.c (lots), balance_io.c (text/binary I/O),
- * balance_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
+ * One C file per concern: lots.c (lots), lots_io.c (text/binary I/O),
+ * lots_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
  * a program's time zone), rules.c (earning rules and their cache),
  * purchases.c (the triggers on tracked purchase tables), maintenance.c
  * (run_maintenance's background workers).

@@ -47,7 +47,7 @@
 #include "utils/tuplestore.h"
 
 #include "activity.h"
-#include "balance.h"
+#include "lots.h"
 #include "loyalty_errors.h"
 #include "loyalty_util.h"
 #include "rules.h"
@@ -94,7 +94,7 @@ typedef struct MemberState
 	char	   *key;
 	uint32		key_hash;
 	int64		id;
-	BalanceBuf	lots;
+	LotsBuf		lots;
 	bool		found;
 	bool		dirty;
 	bool		had_purchase;	/* first_purchase_at was set */
@@ -804,7 +804,7 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 			continue;
 		m->found = true;
 		m->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(tup, desc, 3, &isnull)));
+		lotsbuf_from_lots(&m->lots, DatumGetLotsP(SPI_getbinval(tup, desc, 3, &isnull)));
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		m->had_purchase = !isnull;
 		m->first_purchase_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
@@ -949,7 +949,7 @@ apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, int64 poin
 
 static void
 rows_add(PendingRows *rows, int member, int64 member_id, const char *kind, int64 points,
-		 Balance *lots, const char *reference, const char *reason, TimestampTz at,
+		 Lots *lots, const char *reference, const char *reason, TimestampTz at,
 		 Numeric amount)
 {
 	if (rows->n == rows->max)
@@ -1133,7 +1133,7 @@ members_update(TrackCols *tc, MemberState *members, int nmembers)
 		if (!m->dirty || (m->replayed && !m->any_went_in))
 			continue;
 		ids[n] = Int64GetDatum(m->id);
-		lots[n] = PointerGetDatum(balbuf_to_balance(&m->lots));
+		lots[n] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
 		first_null[n] = !m->had_purchase;
 		first[n] = TimestampTzGetDatum(m->first_purchase_at);
 		last[n] = TimestampTzGetDatum(m->last_activity_at);
@@ -1179,7 +1179,7 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 {
 	Datum		args[17];
 	char		nulls[17];
-	Balance    *before = balbuf_to_balance(&m->lots);
+	Lots	   *before = lotsbuf_to_lots(&m->lots);
 	bool		isnull;
 	Datum		refs;
 	Datum		prior;
@@ -1187,10 +1187,10 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 	TimestampTz earliest = DT_NOEND;
 
 	for (int i = 0; i < rows->n; i++)
-		balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
+		lotsbuf_merge_lots(&m->lots, DatumGetLotsP(rows->lots[i]));
 	memset(nulls, ' ', sizeof(nulls));
 	insert_args(tc, rows, 0, rows->n, args);
-	args[9] = PointerGetDatum(balbuf_to_balance(&m->lots));
+	args[9] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
 	args[10] = TimestampTzGetDatum(m->first_purchase_at);
 	if (!m->had_purchase)
 		nulls[10] = 'n';
@@ -1241,7 +1241,7 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 	 * and take the replayed ones out of the activity again.
 	 */
 	refs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	balbuf_from_balance(&m->lots, before);
+	lotsbuf_from_lots(&m->lots, before);
 	{
 		Datum	   *elems = NULL;
 		bool	   *enulls;
@@ -1259,7 +1259,7 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 									TextDatumGetCString(elems[j])) == 0;
 			if (went_in[i])
 			{
-				balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows->lots[i]));
+				lotsbuf_merge_lots(&m->lots, DatumGetLotsP(rows->lots[i]));
 				/* dated before the member's newest entry: a replay */
 				if (DatumGetTimestampTz(rows->effective[i]) < prior_at)
 					m->replay = true;
@@ -1276,7 +1276,7 @@ write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *
 }
 
 /* the lots one award adds: pending while the pending period runs */
-static Balance *
+static Lots *
 award_lots(ProgramConf *prog, const ExpirySpec *expiry, TimestampTz at, int64 points,
 		   const char **kind)
 {
@@ -1286,7 +1286,7 @@ award_lots(ProgramConf *prog, const ExpirySpec *expiry, TimestampTz at, int64 po
 	bool		pending = release > at || release > GetCurrentTransactionStartTimestamp();
 
 	*kind = pending ? "pending" : "earn";
-	return balance_single(points, release, expires, pending);
+	return lots_single(points, release, expires, pending);
 }
 
 /* ---- activity and tier upgrades ---- */
@@ -1569,16 +1569,16 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		points = apply_caps(prog, m, &p->facts, points);
 		if (points > 0)
 		{
-			Balance    *lots = award_lots(prog, loyalty_rules_expiry(prog, &p->facts, false),
-											  p->facts.at, points, &kind);
+			Lots	   *lots = award_lots(prog, loyalty_rules_expiry(prog, &p->facts, false),
+										  p->facts.at, points, &kind);
 
 			rows_add(&rows, p->member, m->id, kind, points, lots, p->reference, NULL,
 					 p->facts.at, p->facts.amount);
 		}
 		if (bonus > 0)
 		{
-			Balance    *lots = award_lots(prog, loyalty_rules_expiry(prog, &p->facts, true),
-											  p->facts.at, bonus, &kind);
+			Lots	   *lots = award_lots(prog, loyalty_rules_expiry(prog, &p->facts, true),
+										  p->facts.at, bonus, &kind);
 
 			rows_add(&rows, p->member, m->id, kind, bonus, lots,
 					 psprintf("%s%s", p->reference, BONUS_SUFFIX),
@@ -1622,7 +1622,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 				uncount_row(prog, m, &rows, from + i);
 				continue;
 			}
-			balbuf_merge_balance(&m->lots, DatumGetBalanceP(rows.lots[from + i]));
+			lotsbuf_merge_lots(&m->lots, DatumGetLotsP(rows.lots[from + i]));
 			m->dirty = true;
 		}
 	}
@@ -1664,7 +1664,7 @@ lock_member(TrackCols *tc, const char *key, bool enroll, MemberState *m)
  * the credits since it was last taken back in full.
  */
 static int64
-award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *own, bool *has_initial,
+award_of(TrackCols *tc, MemberState *m, const char *reference, LotsBuf *own, bool *has_initial,
 		 TimestampTz *credited_at)
 {
 	Datum		args[3];
@@ -1684,7 +1684,7 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *own, 
 	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
 	if (SPI_execute_plan(plan_award_of, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
-	balbuf_init(own);
+	lotsbuf_init(own);
 	*has_initial = false;
 	*credited_at = DT_NOBEGIN;
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -1694,19 +1694,19 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *own, 
 		bool		isnull;
 		char	   *kind = spi_text(tup, desc, 1);
 		int64		points = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		BalanceBuf	lots;
+		LotsBuf		lots;
 
 		net = loyalty_add_points(net, points);
-		balbuf_from_balance(&lots, DatumGetBalanceP(SPI_getbinval(tup, desc, 3, &isnull)));
+		lotsbuf_from_lots(&lots, DatumGetLotsP(SPI_getbinval(tup, desc, 3, &isnull)));
 		if (points > 0)
 		{
-			balbuf_merge(own, &lots);
+			lotsbuf_merge(own, &lots);
 			*credited_at = Max(*credited_at, DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)));
 		}
 		else if (points < 0)
 		{
 			lots.debt = 0;		/* what became debt was not taken from its lots */
-			(void) balbuf_subtract_held(own, &lots);
+			(void) lotsbuf_subtract_held(own, &lots);
 		}
 		/* taken back in full: its earlier credits hold nothing any more */
 		if (net <= 0)
@@ -1718,7 +1718,7 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, BalanceBuf *own, 
 }
 
 static void
-insert_one(TrackCols *tc, MemberState *m, const char *kind, int64 points, Balance *lots,
+insert_one(TrackCols *tc, MemberState *m, const char *kind, int64 points, Lots *lots,
 		   const char *reference, const char *reason, TimestampTz at)
 {
 	Datum		args[9];
@@ -1765,7 +1765,7 @@ update_one(MemberState *m, TrackCols *tc)
 	}
 	args[4] = PointerGetDatum(m->activity);
 	args[0] = Int64GetDatum(m->id);
-	args[1] = PointerGetDatum(balbuf_to_balance(&m->lots));
+	args[1] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
 	args[2] = TimestampTzGetDatum(m->first_purchase_at);
 	if (!m->had_purchase)
 		nulls[2] = 'n';
@@ -1806,7 +1806,7 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 				 TimestampTz at, const ExpirySpec *expiry, int64 target, const char *reason,
 				 const PurchaseFacts *caps, int64 *net_before)
 {
-	BalanceBuf	own;
+	LotsBuf		own;
 	bool		has_initial;
 	TimestampTz credited_at;
 	int64		net = award_of(tc, m, reference, &own, &has_initial, &credited_at);
@@ -1823,8 +1823,8 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 	if (diff > 0)
 	{
 		const char *kind;
-		Balance    *lots = award_lots(prog, expiry, at, diff, &kind);
-		BalanceBuf	delta;
+		Lots	   *lots = award_lots(prog, expiry, at, diff, &kind);
+		LotsBuf		delta;
 
 		if (has_initial)
 			insert_one(tc, m, "adjust", diff, lots, reference, "purchase amount changed", at);
@@ -1832,8 +1832,8 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 			insert_one(tc, m, "adjust", diff, lots, reference, "purchase moved", at);
 		else
 			insert_one(tc, m, kind, diff, lots, reference, NULL, at);
-		balbuf_from_balance(&delta, lots);
-		balbuf_merge(&m->lots, &delta);
+		lotsbuf_from_lots(&delta, lots);
+		lotsbuf_merge(&m->lots, &delta);
 		m->dirty = true;
 		m->latest_write = Max(m->latest_write, at);
 		m->earliest_write = Min(m->earliest_write, at);
@@ -1843,18 +1843,18 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 	}
 	else if (diff < 0)
 	{
-		BalanceBuf	drawn;
+		LotsBuf		drawn;
 		TimestampTz at_rev = now;
 
 		/*
 		 * A purchase dated in the future is taken back where it was awarded,
 		 * from its own pending lots: it never counted at any instant.
 		 */
-		if (credited_at > now && balbuf_pending(&own, now) >= -diff)
+		if (credited_at > now && lotsbuf_pending(&own, now) >= -diff)
 			at_rev = credited_at;
-		balbuf_init(&drawn);
-		balbuf_reverse(&m->lots, -diff, now, &own, &drawn);
-		insert_one(tc, m, "reverse", diff, balbuf_to_balance(&drawn), reference, reason, at_rev);
+		lotsbuf_init(&drawn);
+		lotsbuf_reverse(&m->lots, -diff, now, &own, &drawn);
+		insert_one(tc, m, "reverse", diff, lotsbuf_to_lots(&drawn), reference, reason, at_rev);
 		m->dirty = true;
 		m->latest_write = Max(m->latest_write, at_rev);
 		m->earliest_write = Min(m->earliest_write, at_rev);
@@ -1885,9 +1885,9 @@ settle_due(MemberState *m, TimestampTz at)
 	if (SPI_execute_plan(plan_settle, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not settle member %lld", (long long) m->id);
-	balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(SPI_tuptable->vals[0],
-																 SPI_tuptable->tupdesc, 1,
-																 &isnull)));
+	lotsbuf_from_lots(&m->lots, DatumGetLotsP(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 1,
+															&isnull)));
 	m->settled_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 													  2, &isnull));
 }
@@ -1915,9 +1915,9 @@ rebuild_member(MemberState *m)
 	if (SPI_execute_plan(plan_rebuild, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not rebuild the lots of member %lld", (long long) m->id);
-	balbuf_from_balance(&m->lots, DatumGetBalanceP(SPI_getbinval(SPI_tuptable->vals[0],
-																 SPI_tuptable->tupdesc, 1,
-																 &isnull)));
+	lotsbuf_from_lots(&m->lots, DatumGetLotsP(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 1,
+															&isnull)));
 	m->settled_at = GetCurrentTransactionStartTimestamp();
 	m->dirty = true;
 }
