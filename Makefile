@@ -7,7 +7,6 @@ EXTVERSION = 0.1
 OBJS = src/loyalty.o src/lots.o src/lots_io.o src/lots_funcs.o src/tz.o \
 	src/activity.o src/activity_io.o \
 	src/rules.o src/tiers.o src/purchases.o src/maintenance.o src/app_tables.o src/timeline.o
-HEADERS = src/lots.h src/activity.h src/loyalty_errors.h src/loyalty_util.h src/loyalty_tz.h src/rules.h
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
@@ -25,7 +24,7 @@ PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): $(HEADERS)
+$(OBJS): $(wildcard src/*.h)
 
 # pgTAP suite: needs a running server (PG* environment) with pgtap available.
 .PHONY: prove
