@@ -3,7 +3,7 @@
  *
  * One C file per concern: lots.c (lots), lots_io.c (text/binary I/O),
  * lots_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
- * a program's time zone), rules.c (earning rules and their cache),
+ * a program's time zone), program.c (programs, cached), rules.c (earning rules),
  * purchases.c (the triggers on tracked purchase tables), maintenance.c
  * (run_maintenance's background workers).
  */
@@ -11,7 +11,7 @@
 
 #include "fmgr.h"
 
-#include "rules.h"
+#include "program.h"
 
 PG_MODULE_MAGIC;
 
@@ -20,5 +20,5 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	loyalty_rules_init();
+	loyalty_program_init();
 }

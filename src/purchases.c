@@ -50,7 +50,9 @@
 #include "lots.h"
 #include "loyalty_errors.h"
 #include "loyalty_util.h"
+#include "program.h"
 #include "rules.h"
+#include "tiers.h"
 
 PG_FUNCTION_INFO_V1(loyalty_purchase_insert);
 PG_FUNCTION_INFO_V1(loyalty_purchase_change);

@@ -50,6 +50,7 @@
 #include "lots.h"
 #include "loyalty_errors.h"
 #include "loyalty_util.h"
+#include "program.h"
 #include "rules.h"
 
 PG_FUNCTION_INFO_V1(loyalty_timeline_step);
