@@ -5,7 +5,7 @@ MODULE_big = loyalty
 EXTVERSION = 0.1
 
 OBJS = src/loyalty.o src/lots.o src/lots_io.o src/lots_funcs.o src/tz.o \
-	src/activity.o src/activity_io.o \
+	src/activity.o src/activity_io.o src/activity_funcs.o src/compat.o \
 	src/program.o src/rules.o src/tiers.o src/purchases.o src/maintenance.o src/app_tables.o src/timeline.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)

@@ -76,7 +76,7 @@ loyalty_qualified_tier(ProgramConf *prog, const Activity *a, TimestampTz as_of)
 	if (prog->ntiers == 0)
 		return NULL;
 	loyalty_tier_window(prog, as_of, &from, &to, &before);
-	activity_sum(a, from, to, before, &spend, &orders, &points);
+	activity_window_sum(a, from, to, before, &spend, &orders, &points);
 	for (int i = prog->ntiers - 1; i >= 0; i--)
 		if (qualifies(&prog->tiers[i], spend, orders, points))
 			return &prog->tiers[i];
