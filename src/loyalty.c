@@ -4,7 +4,7 @@
  * One C file per concern: lots.c (lots), lots_io.c (text/binary I/O),
  * lots_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
  * a program's time zone), program.c (programs, cached), rules.c (earning rules),
- * purchases.c (the triggers on tracked purchase tables), maintenance.c
+ * purchase_*.c (the triggers on tracked purchase tables), maintenance.c
  * (run_maintenance's background workers).
  */
 #include "postgres.h"
