@@ -159,7 +159,8 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 				const char *reason)
 {
 	MemberState m;
-	int64		target = 0;
+	PurchaseEarning e = {.expiry = &prog->expiry, .bonus_expiry = &prog->expiry};
+	int64		target;
 	int64		moved;
 	int64		was,
 				now;
@@ -167,8 +168,8 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 
 	/* a non-member has no tier: this decides whether to enroll */
 	if (award && !p->reversed)
-		target = loyalty_rules_points(prog, &p->facts);
-	if (!loyalty_lock_member(tc, p->member_key, target > 0 && prog->auto_enroll, &m))
+		loyalty_purchase_earning(prog, &p->facts, false, &e);
+	if (!loyalty_lock_member(tc, p->member_key, e.points > 0 && prog->auto_enroll, &m))
 		return;
 	loyalty_settle_due(&m, GetCurrentTransactionStartTimestamp());
 	loyalty_latest_entries(&m, 1, &latest);
@@ -177,12 +178,16 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 	if (award && !p->reversed)
 	{
 		p->facts.tier = m.tier;
-		target = loyalty_rules_points(prog, &p->facts);
+		loyalty_purchase_earning(prog, &p->facts, !m.had_purchase, &e);
 	}
-	/* corrections are capped like awards; only an increase can hit a cap */
-	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at,
-							 loyalty_rules_expiry(prog, &p->facts, false), target, reason, &p->facts,
-							 &was);
+	target = e.points;
+	/*
+	 * Corrections are capped like awards; only an increase can hit a cap.
+	 * (With nothing to award, the net award only falls: its expiry, the
+	 * program's, is not used.)
+	 */
+	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at, e.expiry, target, reason,
+							 &p->facts, &was);
 	now = was + moved;
 	if (target == 0)
 	{
@@ -194,14 +199,12 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 	}
 	else if (!m.had_purchase)
 	{
-		int64		bonus = loyalty_first_purchase_bonus(prog, &p->facts);
-
-		if (bonus > 0)
+		if (e.bonus > 0)
 			moved = loyalty_add_points(moved,
 									   settle_reference(tc, prog, &m,
 														psprintf("%s%s", p->reference, BONUS_SUFFIX),
-														p->facts.at, loyalty_rules_expiry(prog, &p->facts, true),
-														bonus, "first-purchase bonus", NULL, NULL));
+														p->facts.at, e.bonus_expiry, e.bonus,
+														"first-purchase bonus", NULL, NULL));
 		m.had_purchase = true;
 		m.first_purchase_at = p->facts.at;
 		m.dirty = true;

@@ -119,40 +119,35 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	{
 		Purchase   *p = &purchases[i];
 		MemberState *m = &members[p->member];
-		int64		points,
-					bonus = 0;
+		PurchaseEarning e;
+		int64		points;
 		const char *kind;
 
 		if (!m->found || p->duplicate)
 			continue;			/* not a member and the program does not enroll */
 		p->facts.tier = m->tier;
-		points = loyalty_rules_points(prog, &p->facts);
-		/* only a purchase that earns counts as the first purchase */
-		if (!m->had_purchase && points > 0)
-			bonus = loyalty_first_purchase_bonus(prog, &p->facts);
-		points = loyalty_apply_caps(prog, m, &p->facts, points);
+		loyalty_purchase_earning(prog, &p->facts, !m->had_purchase, &e);
+		points = loyalty_apply_caps(prog, m, &p->facts, e.points);
 		if (points > 0)
 		{
-			Lots	   *lots = loyalty_award_lots(prog, loyalty_rules_expiry(prog, &p->facts, false),
-												  p->facts.at, points, &kind);
+			Lots	   *lots = loyalty_award_lots(prog, e.expiry, p->facts.at, points, &kind);
 
 			loyalty_rows_add(&rows, p->member, m->id, kind, points, lots, p->reference, NULL,
 							 p->facts.at, p->facts.amount);
 		}
-		if (bonus > 0)
+		if (e.bonus > 0)
 		{
-			Lots	   *lots = loyalty_award_lots(prog, loyalty_rules_expiry(prog, &p->facts, true),
-												  p->facts.at, bonus, &kind);
+			Lots	   *lots = loyalty_award_lots(prog, e.bonus_expiry, p->facts.at, e.bonus, &kind);
 
-			loyalty_rows_add(&rows, p->member, m->id, kind, bonus, lots,
+			loyalty_rows_add(&rows, p->member, m->id, kind, e.bonus, lots,
 							 psprintf("%s%s", p->reference, BONUS_SUFFIX),
 							 "first-purchase bonus", p->facts.at, NULL);
 		}
 		/* only a purchase that earns counts for tiers: its award row makes a replay visible */
 		if (points > 0)
-			loyalty_count_activity(prog, m, p->facts.amount, 1, loyalty_add_points(points, bonus),
+			loyalty_count_activity(prog, m, p->facts.amount, 1, loyalty_add_points(points, e.bonus),
 								   p->facts.at);
-		if (points > 0 || bonus > 0)
+		if (points > 0 || e.bonus > 0)
 		{
 			if (!m->had_purchase || p->facts.at < m->first_purchase_at)
 				m->first_purchase_at = p->facts.at;

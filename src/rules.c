@@ -121,8 +121,8 @@ round_points(ProgramConf *prog, Numeric value)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, d));
 }
 
-int64
-loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *f)
+static int64
+rules_points(ProgramConf *prog, const PurchaseFacts *f)
 {
 	static Numeric zero = NULL;
 	LocalTime	lt = {0};
@@ -176,8 +176,8 @@ loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *f)
 	return Max(points, 0);
 }
 
-int64
-loyalty_first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *f)
+static int64
+first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *f)
 {
 	LocalTime	lt = {0};
 	int64		bonus = 0;
@@ -293,8 +293,8 @@ loyalty_expiry(ProgramConf *prog, const ExpirySpec *e, TimestampTz earned_at)
  * or bonus rule (in rule order) with its own, else the program's; for the
  * first-purchase bonus, the first matching first_purchase rule's.
  */
-const ExpirySpec *
-loyalty_rules_expiry(ProgramConf *prog, const PurchaseFacts *f, bool first_purchase)
+static const ExpirySpec *
+rules_expiry(ProgramConf *prog, const PurchaseFacts *f, bool first_purchase)
 {
 	LocalTime	lt = {0};
 
@@ -308,6 +308,25 @@ loyalty_rules_expiry(ProgramConf *prog, const PurchaseFacts *f, bool first_purch
 			return &r->expiry;
 	}
 	return &prog->expiry;
+}
+
+/*
+ * What a purchase earns: its points and their expiry, and with
+ * first_purchase (the member has no purchase yet) the first-purchase bonus
+ * and its expiry; only a purchase that earns counts as the first purchase.
+ */
+void
+loyalty_purchase_earning(ProgramConf *prog, const PurchaseFacts *f, bool first_purchase,
+						 PurchaseEarning *e)
+{
+	e->points = rules_points(prog, f);
+	e->expiry = rules_expiry(prog, f, false);
+	e->bonus = 0;
+	e->bonus_expiry = &prog->expiry;
+	if (first_purchase && e->points > 0)
+		e->bonus = first_purchase_bonus(prog, f);
+	if (e->bonus > 0)
+		e->bonus_expiry = rules_expiry(prog, f, true);
 }
 
 /* when an inactive member's points expire; DT_NOEND if never */

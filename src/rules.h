@@ -23,13 +23,20 @@ typedef struct PurchaseFacts
 	const char *store;
 } PurchaseFacts;
 
+/* What a purchase earns under the rules, before caps. */
+typedef struct PurchaseEarning
+{
+	int64		points;
+	const ExpirySpec *expiry;	/* of the points */
+	int64		bonus;			/* first-purchase bonus; 0 unless asked for */
+	const ExpirySpec *bonus_expiry;
+} PurchaseEarning;
+
+extern void loyalty_purchase_earning(ProgramConf *prog, const PurchaseFacts *facts,
+									 bool first_purchase, PurchaseEarning *earning);
 extern bool loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f);
-extern int64 loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *facts);
-extern int64 loyalty_first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *facts);
 extern TimestampTz loyalty_expiry(ProgramConf *prog, const ExpirySpec *spec,
 								  TimestampTz earned_at);
-extern const ExpirySpec *loyalty_rules_expiry(ProgramConf *prog, const PurchaseFacts *facts,
-											  bool first_purchase);
 extern TimestampTz loyalty_inactivity_deadline(ProgramConf *prog, TimestampTz last_activity);
 extern TimestampTz loyalty_release(ProgramConf *prog, TimestampTz earned_at);
 extern TimestampTz loyalty_period_start(pg_tz *tz, Period period, TimestampTz ts);
