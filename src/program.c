@@ -26,6 +26,7 @@
 #include "utils/rel.h"
 
 #include "activity.h"
+#include "loyalty_errors.h"
 #include "loyalty_tz.h"
 #include "program.h"
 
@@ -212,7 +213,7 @@ load_program(int32 program_id)
 		elog(ERROR, "could not read loyalty.programs");
 	if (SPI_processed != 1)
 		ereport(ERROR,
-				(errcode(MAKE_SQLSTATE('L', 'Y', '0', '0', '3')),
+				(errcode(ERRCODE_LOYALTY_PROGRAM_NOT_FOUND),
 				 errmsg("loyalty program %d does not exist", program_id)));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;

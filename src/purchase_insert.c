@@ -7,7 +7,6 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
@@ -32,8 +31,6 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	int			nmembers = 0;
 	PendingRows rows = {0};
 	bool	   *went_in;
-	MemoryContext work,
-				old;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
@@ -42,8 +39,6 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 				 errmsg("loyalty.purchase_insert() must run as an AFTER INSERT statement trigger with a NEW TABLE"),
 				 errhint("Attach it with loyalty.track_purchases().")));
 
-	work = AllocSetContextCreate(CurrentMemoryContext, "loyalty purchases", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(work);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	loyalty_purchase_plans_check();
@@ -199,7 +194,5 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 
 done:
 	SPI_finish();
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(work);
 	return PointerGetDatum(NULL);
 }
