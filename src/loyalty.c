@@ -1,11 +1,7 @@
 /*
  * loyalty: loyalty-program accounting inside PostgreSQL.
  *
- * One C file per concern: lots.c (lots), lots_io.c (text/binary I/O),
- * lots_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
- * a program's time zone), program.c (programs, cached), rules.c (earning rules),
- * purchase_*.c (the triggers on tracked purchase tables), maintenance.c
- * (run_maintenance's background workers).
+ * The files of src/ and what each holds: the layout table in README.md.
  */
 #include "postgres.h"
 
