@@ -10,10 +10,11 @@ ifneq ($(META_VERSION),$(EXTVERSION).0)
 $(error META.json says version $(META_VERSION), $(EXTENSION).control $(EXTVERSION): make them agree)
 endif
 
-OBJS = src/loyalty.o src/balance.o src/balance_io.o src/balance_funcs.o src/tz.o \
-	src/activity.o src/activity_io.o \
-	src/rules.o src/tiers.o src/purchases.o src/maintenance.o src/app_tables.o src/timeline.o
-HEADERS = src/balance.h src/activity.h src/loyalty_errors.h src/loyalty_util.h src/loyalty_tz.h src/rules.h
+OBJS = src/loyalty.o src/lots.o src/lots_io.o src/lots_funcs.o src/tz.o \
+	src/activity.o src/activity_io.o src/activity_funcs.o src/compat.o \
+	src/program.o src/rules.o src/tiers.o src/purchase_sql.o src/purchase_read.o src/purchase_members.o \
+	src/purchase_awards.o src/purchase_write.o src/purchase_insert.o src/purchase_change.o \
+	src/maintenance.o src/app_tables.o src/app_read.o src/timeline.o
 
 # The install script of the current version is built from sql/src/, one file
 # per concern, in this order (each file may use what the ones before define).
@@ -53,7 +54,7 @@ PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): $(HEADERS)
+$(OBJS): $(wildcard src/*.h)
 
 # pgTAP suite: needs a running server (PG* environment) with pgtap available.
 .PHONY: prove

@@ -56,8 +56,9 @@ extern Activity *activity_build(const ActivityBucket *before,
 								const ActivityBucket *buckets, int nbuckets);
 extern Activity *activity_apply(const Activity *a, int32 month, int64 spend,
 								int64 orders, int64 points);
-extern void activity_sum(const Activity *a, int32 from_month, int32 to_month,
-						 bool include_before, int64 *spend, int64 *orders, int64 *points);
+extern void activity_window_sum(const Activity *a, int32 from_month, int32 to_month,
+								bool include_before, int64 *spend, int64 *orders,
+								int64 *points);
 extern int32 activity_month_of(TimestampTz at, pg_tz *tz);
 extern DateADT activity_month_date(int32 month);
 extern int64 activity_spend_from_numeric(Numeric amount);

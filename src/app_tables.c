@@ -1,6 +1,6 @@
 /*
  * app_tables.c: the application's tables that loyalty is told about, and
- * reading them safely.
+ * reading them safely (the reads themselves are in app_read.c).
  *
  * Configuration rows name relations and columns: loyalty.tracked_tables
  * (the purchases tables) and loyalty.kpi_settings (a customers table).  Who
@@ -37,7 +37,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -46,43 +45,17 @@
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+
+#include "app_tables.h"
 
 PG_FUNCTION_INFO_V1(loyalty_tracked_table_save);
 PG_FUNCTION_INFO_V1(loyalty_tracked_table_deactivate);
 PG_FUNCTION_INFO_V1(loyalty_tracked_table_problem);
 PG_FUNCTION_INFO_V1(loyalty_kpi_customers_save);
 PG_FUNCTION_INFO_V1(loyalty_kpi_customers_problem);
-PG_FUNCTION_INFO_V1(loyalty_purchase_times);
-PG_FUNCTION_INFO_V1(loyalty_customer_keys);
 
-/* what a column is read for decides the types it may have */
-typedef enum ColumnKind
-{
-	COL_KEY,					/* member and customer keys */
-	COL_AMOUNT,
-	COL_TIME,
-	COL_LABEL,					/* status, channel, category, store */
-	COL_REFERENCE
-} ColumnKind;
-
-typedef struct ColumnUse
-{
-	const char *name;			/* NULL: not configured */
-	const char *what;			/* "member", "amount", ... for messages */
-	ColumnKind	kind;
-} ColumnUse;
-
-/* why a relation or column cannot be used; NULL pointers mean "fine" */
-typedef struct Problem
-{
-	int			sqlstate;
-	char	   *message;
-	char	   *detail;
-	char	   *hint;
-} Problem;
 
 #define MAX_USES (7 + INDEX_MAX_KEYS)
 
@@ -98,8 +71,8 @@ problem(int sqlstate, char *message, char *detail, char *hint)
 	return p;
 }
 
-static void
-raise_problem(Problem *p)
+void
+loyalty_raise_problem(Problem *p)
 {
 	ereport(ERROR,
 			(errcode(p->sqlstate),
@@ -207,8 +180,8 @@ column_list(Oid relid)
 }
 
 /* The column exists and has a type loyalty reads for this use. */
-static Problem *
-column_problem(Oid relid, const ColumnUse *use, AttrNumber *attnum, Oid *typid)
+Problem *
+loyalty_column_problem(Oid relid, const ColumnUse *use, AttrNumber *attnum, Oid *typid)
 {
 	HeapTuple	tup = SearchSysCacheAttName(relid, use->name);
 	Form_pg_attribute att;
@@ -249,7 +222,7 @@ table_problem(Oid relid, const ColumnUse *uses, int nuses)
 
 	for (int i = 0; p == NULL && i < nuses; i++)
 		if (uses[i].name)
-			p = column_problem(relid, &uses[i], NULL, NULL);
+			p = loyalty_column_problem(relid, &uses[i], NULL, NULL);
 	return p;
 }
 
@@ -294,15 +267,8 @@ relation_owner(Oid relid)
  * operation, with a search_path that names only the system catalog.  The
  * GUC nest level undoes any setting made meanwhile.
  */
-typedef struct AsOwner
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} AsOwner;
-
-static void
-become_owner(Oid relid, AsOwner *saved)
+void
+loyalty_become_owner(Oid relid, AsOwner *saved)
 {
 	GetUserIdAndSecContext(&saved->save_userid, &saved->save_sec_context);
 	SetUserIdAndSecContext(relation_owner(relid),
@@ -313,8 +279,8 @@ become_owner(Oid relid, AsOwner *saved)
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
-static void
-end_owner(AsOwner *saved)
+void
+loyalty_end_owner(AsOwner *saved)
 {
 	AtEOXact_GUC(false, saved->save_nestlevel);
 	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
@@ -332,8 +298,8 @@ arg_name(FunctionCallInfo fcinfo, int n)
 	return PG_ARGISNULL(n) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(n)));
 }
 
-static void
-require_arg(FunctionCallInfo fcinfo, int n, const char *what)
+void
+loyalty_require_arg(FunctionCallInfo fcinfo, int n, const char *what)
 {
 	if (PG_ARGISNULL(n))
 		ereport(ERROR,
@@ -452,10 +418,10 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 	int32		id;
 	ArrayType  *refs_array;
 
-	require_arg(fcinfo, 0, "table");
-	require_arg(fcinfo, 1, "program");
-	require_arg(fcinfo, 2, "member column");
-	require_arg(fcinfo, 3, "amount column");
+	loyalty_require_arg(fcinfo, 0, "table");
+	loyalty_require_arg(fcinfo, 1, "program");
+	loyalty_require_arg(fcinfo, 2, "member column");
+	loyalty_require_arg(fcinfo, 3, "amount column");
 	relid = PG_GETARG_OID(0);
 	cols[0] = arg_name(fcinfo, 2);
 	cols[1] = arg_name(fcinfo, 3);
@@ -466,7 +432,7 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 	cols[6] = arg_name(fcinfo, 10);
 
 	if ((p = relation_problem(relid)) != NULL)
-		raise_problem(p);
+		loyalty_raise_problem(p);
 	refs_array = PG_ARGISNULL(5) ? primary_key_columns(relid) : PG_GETARG_ARRAYTYPE_P(5);
 	if (array_contains_nulls(refs_array))
 		ereport(ERROR,
@@ -486,7 +452,7 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 						 get_rel_name(relid), GetUserNameFromId(GetUserId(), false))));
 	nuses = tracked_uses(uses, cols, refs, nrefs);
 	if ((p = table_problem(relid, uses, nuses)) != NULL)
-		raise_problem(p);
+		loyalty_raise_problem(p);
 
 	for (int i = 0; i < 11; i++)
 	{
@@ -503,7 +469,7 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_owner(loyalty_table("tracked_tables"), &saved);
+	loyalty_become_owner(loyalty_table("tracked_tables"), &saved);
 	if (SPI_execute_with_args("INSERT INTO loyalty.tracked_tables AS tt"
 							  " (table_name, program_id, member_column, amount_column, time_column,"
 							  " reference_columns, status_column, reversed_statuses, channel_column,"
@@ -522,7 +488,7 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 							  11, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not write loyalty.tracked_tables");
-	end_owner(&saved);
+	loyalty_end_owner(&saved);
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	PG_RETURN_INT32(id);
@@ -541,7 +507,7 @@ loyalty_tracked_table_deactivate(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	bool		found;
 
-	require_arg(fcinfo, 0, "table");
+	loyalty_require_arg(fcinfo, 0, "table");
 	relid = PG_GETARG_OID(0);
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -551,33 +517,19 @@ loyalty_tracked_table_deactivate(PG_FUNCTION_ARGS)
 	values[0] = ObjectIdGetDatum(relid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_owner(loyalty_table("tracked_tables"), &saved);
+	loyalty_become_owner(loyalty_table("tracked_tables"), &saved);
 	if (SPI_execute_with_args("UPDATE loyalty.tracked_tables SET active = false"
 							  " WHERE table_name = $1 AND active",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not write loyalty.tracked_tables");
-	end_owner(&saved);
+	loyalty_end_owner(&saved);
 	found = SPI_processed > 0;
 	SPI_finish();
 	PG_RETURN_BOOL(found);
 }
 
-/* A tracked table's configuration as stored (SPI connected). */
-typedef struct TrackedRow
-{
-	bool		found;
-	bool		active;
-	bool		dropped;		/* table_name is NULL: the table was dropped */
-	Oid			relid;
-	char	   *cols[7];
-	char	  **refs;
-	int			nrefs;
-	char	  **reversed;
-	int			nreversed;
-} TrackedRow;
-
-static void
-read_tracked(int32 track_id, TrackedRow *t)
+void
+loyalty_read_tracked(int32 track_id, TrackedRow *t)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(track_id)};
@@ -609,8 +561,8 @@ read_tracked(int32 track_id, TrackedRow *t)
 	t->nreversed = string_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 11, &isnull)), &t->reversed);
 }
 
-static Problem *
-tracked_problem(TrackedRow *t)
+Problem *
+loyalty_tracked_problem(TrackedRow *t)
 {
 	ColumnUse	uses[MAX_USES];
 	int			nuses;
@@ -633,11 +585,11 @@ loyalty_tracked_table_problem(PG_FUNCTION_ARGS)
 	TrackedRow	t;
 	char	   *text;
 
-	require_arg(fcinfo, 0, "tracked table id");
+	loyalty_require_arg(fcinfo, 0, "tracked table id");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	read_tracked(PG_GETARG_INT32(0), &t);
-	text = problem_result(tracked_problem(&t));
+	loyalty_read_tracked(PG_GETARG_INT32(0), &t);
+	text = problem_result(loyalty_tracked_problem(&t));
 	SPI_finish();
 	return text_or_null(fcinfo, text);
 }
@@ -654,7 +606,7 @@ loyalty_kpi_customers_save(PG_FUNCTION_ARGS)
 	char		nulls[3] = {' ', 'n', 'n'};
 	AsOwner		saved;
 
-	require_arg(fcinfo, 0, "program");
+	loyalty_require_arg(fcinfo, 0, "program");
 	values[0] = PG_GETARG_DATUM(0);
 	if (!PG_ARGISNULL(1))
 	{
@@ -663,10 +615,10 @@ loyalty_kpi_customers_save(PG_FUNCTION_ARGS)
 		AttrNumber	attnum;
 		Problem    *p;
 
-		require_arg(fcinfo, 2, "key column");
+		loyalty_require_arg(fcinfo, 2, "key column");
 		use.name = NameStr(*PG_GETARG_NAME(2));
-		if ((p = relation_problem(relid)) != NULL || (p = column_problem(relid, &use, &attnum, NULL)) != NULL)
-			raise_problem(p);
+		if ((p = relation_problem(relid)) != NULL || (p = loyalty_column_problem(relid, &use, &attnum, NULL)) != NULL)
+			loyalty_raise_problem(p);
 		/* the table's SELECT, or the column's (which the column check alone sees) */
 		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
 			pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
@@ -689,7 +641,7 @@ loyalty_kpi_customers_save(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_owner(loyalty_table("kpi_settings"), &saved);
+	loyalty_become_owner(loyalty_table("kpi_settings"), &saved);
 	if (SPI_execute_with_args("INSERT INTO loyalty.kpi_settings AS k (program_id, customers_table, customer_key_column)"
 							  " VALUES ($1, $2, $3)"
 							  " ON CONFLICT (program_id) DO UPDATE"
@@ -697,14 +649,14 @@ loyalty_kpi_customers_save(PG_FUNCTION_ARGS)
 							  " customer_key_column = excluded.customer_key_column",
 							  3, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write loyalty.kpi_settings");
-	end_owner(&saved);
+	loyalty_end_owner(&saved);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
 
 /* A program's customers table as stored (SPI connected): false if none. */
-static bool
-read_customers(int32 program_id, Oid *relid, char **column)
+bool
+loyalty_read_customers(int32 program_id, Oid *relid, char **column)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(program_id)};
@@ -725,13 +677,13 @@ read_customers(int32 program_id, Oid *relid, char **column)
 	return true;
 }
 
-static Problem *
-customers_problem(Oid relid, char *column, AttrNumber *attnum)
+Problem *
+loyalty_customers_problem(Oid relid, char *column, AttrNumber *attnum)
 {
 	ColumnUse	use = {column, "customer key", COL_KEY};
 	Problem    *p = relation_problem(relid);
 
-	return p ? p : column_problem(relid, &use, attnum, NULL);
+	return p ? p : loyalty_column_problem(relid, &use, attnum, NULL);
 }
 
 /*
@@ -745,238 +697,11 @@ loyalty_kpi_customers_problem(PG_FUNCTION_ARGS)
 	char	   *column;
 	char	   *text = NULL;
 
-	require_arg(fcinfo, 0, "program");
+	loyalty_require_arg(fcinfo, 0, "program");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (read_customers(PG_GETARG_INT32(0), &relid, &column))
-		text = problem_result(customers_problem(relid, column, NULL));
+	if (loyalty_read_customers(PG_GETARG_INT32(0), &relid, &column))
+		text = problem_result(loyalty_customers_problem(relid, column, NULL));
 	SPI_finish();
 	return text_or_null(fcinfo, text);
-}
-
-static char *
-value_text(Datum value, Oid typid)
-{
-	Oid			typoutput;
-	bool		varlena;
-
-	getTypeOutputInfo(typid, &typoutput, &varlena);
-	return OidOutputFunctionCall(typoutput, value);
-}
-
-/*
- * Run a SELECT as the owner of relid and hand each row to emit, a batch at
- * a time.  The query names the table and its columns only.
- */
-typedef void (*RowEmitter) (HeapTuple tup, TupleDesc desc, void *arg);
-
-static void
-read_as_owner(Oid relid, const char *sql, int nargs, Oid *argtypes, Datum *values,
-			  RowEmitter emit, void *arg)
-{
-	AsOwner		saved;
-	Portal		portal;
-	MemoryContext rows = AllocSetContextCreate(CurrentMemoryContext, "loyalty application rows",
-											   ALLOCSET_DEFAULT_SIZES);
-
-	become_owner(relid, &saved);
-	portal = SPI_cursor_open_with_args(NULL, sql, nargs, argtypes, values, NULL, true, 0);
-	for (;;)
-	{
-		MemoryContext old;
-
-		SPI_cursor_fetch(portal, true, 10000);
-		if (SPI_processed == 0)
-			break;
-		old = MemoryContextSwitchTo(rows);
-		for (uint64 i = 0; i < SPI_processed; i++)
-			emit(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, arg);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(rows);
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
-	end_owner(&saved);
-	MemoryContextDelete(rows);
-}
-
-static char *
-qualified_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
-
-typedef struct PurchaseTimes
-{
-	ReturnSetInfo *rsinfo;
-	Oid			member_type;
-	Oid			time_type;
-	Oid			status_type;
-	text	   *time_zone;
-	char	  **reversed;
-	int			nreversed;
-} PurchaseTimes;
-
-static void
-emit_purchase(HeapTuple tup, TupleDesc desc, void *arg)
-{
-	PurchaseTimes *pt = arg;
-	bool		isnull;
-	Datum		member = SPI_getbinval(tup, desc, 1, &isnull);
-	Datum		at;
-	Datum		result[2];
-	bool		nulls[2] = {false, false};
-
-	if (isnull)
-		return;
-	at = SPI_getbinval(tup, desc, 2, &isnull);
-	if (isnull)
-		return;
-	if (pt->status_type != InvalidOid)
-	{
-		Datum		status = SPI_getbinval(tup, desc, 3, &isnull);
-
-		if (!isnull)
-		{
-			char	   *s = value_text(status, pt->status_type);
-
-			for (int i = 0; i < pt->nreversed; i++)
-				if (strcmp(s, pt->reversed[i]) == 0)
-					return;
-		}
-	}
-	result[0] = CStringGetTextDatum(value_text(member, pt->member_type));
-	if (pt->time_type == TIMESTAMPTZOID)
-		result[1] = DirectFunctionCall2(timestamptz_zone, PointerGetDatum(pt->time_zone), at);
-	else if (pt->time_type == DATEOID)
-		result[1] = DirectFunctionCall1(date_timestamp, at);
-	else
-		result[1] = at;
-	tuplestore_putvalues(pt->rsinfo->setResult, pt->rsinfo->setDesc, result, nulls);
-}
-
-/*
- * loyalty._purchase_times(track_id, from_local, to_local, time_zone):
- * (customer, local_time) of the purchases of an active tracked table with a
- * time column, at program wall-clock times in [from_local, to_local), whose
- * status is not reversed; customer is the member column's text, local_time
- * the purchase time on the wall clock of time_zone.  Read as the table's
- * owner.  Errors when the table cannot be read as configured
- * (_tracked_table_problem says why beforehand).
- */
-Datum
-loyalty_purchase_times(PG_FUNCTION_ARGS)
-{
-	TrackedRow	t;
-	Problem    *p;
-	PurchaseTimes pt;
-	AttrNumber	attnum;
-	ColumnUse	use;
-	Oid			argtypes[2];
-	Datum		values[2];
-	StringInfoData sql;
-
-	for (int i = 0; i < 4; i++)
-		require_arg(fcinfo, i, i == 0 ? "tracked table id" : i == 3 ? "time zone" : "bound");
-	InitMaterializedSRF(fcinfo, 0);
-	memset(&pt, 0, sizeof(pt));
-	pt.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	pt.time_zone = PG_GETARG_TEXT_PP(3);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	read_tracked(PG_GETARG_INT32(0), &t);
-	if ((p = tracked_problem(&t)) != NULL)
-		raise_problem(p);
-	if (!t.active || t.cols[2] == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tracked table %d is not active or has no time column", PG_GETARG_INT32(0))));
-	pt.reversed = t.reversed;
-	pt.nreversed = t.nreversed;
-
-	use = (ColumnUse) {t.cols[0], "member", COL_KEY};
-	(void) column_problem(t.relid, &use, &attnum, &pt.member_type);
-	use = (ColumnUse) {t.cols[2], "purchase time", COL_TIME};
-	(void) column_problem(t.relid, &use, &attnum, &pt.time_type);
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s, %s", quote_identifier(t.cols[0]), quote_identifier(t.cols[2]));
-	if (t.cols[3] && t.nreversed > 0)
-	{
-		use = (ColumnUse) {t.cols[3], "status", COL_LABEL};
-		(void) column_problem(t.relid, &use, &attnum, &pt.status_type);
-		appendStringInfo(&sql, ", %s", quote_identifier(t.cols[3]));
-	}
-	appendStringInfo(&sql, " FROM %s WHERE %s OPERATOR(pg_catalog.>=) $1 AND %s OPERATOR(pg_catalog.<) $2",
-					 qualified_name(t.relid), quote_identifier(t.cols[2]), quote_identifier(t.cols[2]));
-
-	/* the bounds in the column's own type: exact, so that an index can be used */
-	for (int i = 0; i < 2; i++)
-	{
-		Datum		local = PG_GETARG_DATUM(i + 1);
-
-		argtypes[i] = pt.time_type;
-		if (pt.time_type == TIMESTAMPTZOID)
-			values[i] = DirectFunctionCall2(timestamp_zone, PointerGetDatum(pt.time_zone), local);
-		else if (pt.time_type == DATEOID)
-			values[i] = DirectFunctionCall1(timestamp_date, local);
-		else
-			values[i] = local;
-	}
-	read_as_owner(t.relid, sql.data, 2, argtypes, values, emit_purchase, &pt);
-	SPI_finish();
-	return (Datum) 0;
-}
-
-typedef struct CustomerKeys
-{
-	ReturnSetInfo *rsinfo;
-	Oid			key_type;
-} CustomerKeys;
-
-static void
-emit_key(HeapTuple tup, TupleDesc desc, void *arg)
-{
-	CustomerKeys *ck = arg;
-	bool		isnull;
-	Datum		key = SPI_getbinval(tup, desc, 1, &isnull);
-	Datum		result[1];
-
-	result[0] = isnull ? (Datum) 0 : CStringGetTextDatum(value_text(key, ck->key_type));
-	tuplestore_putvalues(ck->rsinfo->setResult, ck->rsinfo->setDesc, result, &isnull);
-}
-
-/*
- * loyalty._customer_keys(program_id): the key column of every row of the
- * program's customers table (kpi_settings), as text (NULL keys included),
- * read as the table's owner.  No rows when none is set.
- */
-Datum
-loyalty_customer_keys(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	char	   *column;
-	CustomerKeys ck;
-	AttrNumber	attnum;
-	Problem    *p;
-
-	require_arg(fcinfo, 0, "program");
-	/* a set of text: the one-column descriptor comes from the executor */
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	ck.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (read_customers(PG_GETARG_INT32(0), &relid, &column))
-	{
-		ColumnUse	use = {column, "customer key", COL_KEY};
-
-		if ((p = customers_problem(relid, column, &attnum)) != NULL)
-			raise_problem(p);
-		(void) column_problem(relid, &use, &attnum, &ck.key_type);
-		read_as_owner(relid, psprintf("SELECT %s FROM %s", quote_identifier(column), qualified_name(relid)),
-					  0, NULL, NULL, emit_key, &ck);
-	}
-	SPI_finish();
-	return (Datum) 0;
 }

@@ -1,17 +1,13 @@
 /*
  * loyalty: loyalty-program accounting inside PostgreSQL.
  *
- * One C file per concern: balance.c (lots), balance_io.c (text/binary I/O),
- * balance_funcs.c (SQL functions on balances), tz.c (calendar arithmetic in
- * a program's time zone), rules.c (earning rules and their cache),
- * purchases.c (the triggers on tracked purchase tables), maintenance.c
- * (run_maintenance's background workers).
+ * The files of src/ and what each holds: the layout table in README.md.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 
-#include "rules.h"
+#include "program.h"
 
 PG_MODULE_MAGIC;
 
@@ -20,5 +16,5 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	loyalty_rules_init();
+	loyalty_program_init();
 }

@@ -1,3 +1,8 @@
+/*
+ * Calendar arithmetic in a program's time zone (tz.c): a zone by name, and
+ * an interval added to an instant in that zone, months and days on its
+ * local calendar (DST-safe), whatever the session's TimeZone.
+ */
 #ifndef LOYALTY_TZ_H
 #define LOYALTY_TZ_H
 

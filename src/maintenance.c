@@ -41,7 +41,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-PG_FUNCTION_INFO_V1(maintain_parallel);
+PG_FUNCTION_INFO_V1(loyalty_maintain_parallel);
 
 PGDLLEXPORT void loyalty_maintenance_worker(Datum main_arg);
 
@@ -277,7 +277,7 @@ member_id_range(int64 *min_id, int64 *max_id)
  * expired points).  Called by run_maintenance(workers => n).
  */
 Datum
-maintain_parallel(PG_FUNCTION_ARGS)
+loyalty_maintain_parallel(PG_FUNCTION_ARGS)
 {
 	TimestampTz as_of;
 	int32		batch_size;

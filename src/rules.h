@@ -1,5 +1,6 @@
 /*
- * Programs and earning rules as the C code sees them, cached per backend.
+ * Earning rules (rules.c): what a purchase earns under its program's rules,
+ * and when the points a program awards are released and expire.
  */
 #ifndef LOYALTY_RULES_H
 #define LOYALTY_RULES_H
@@ -9,109 +10,7 @@
 #include "pgtime.h"
 #include "utils/numeric.h"
 
-typedef enum RuleKind
-{
-	RULE_MULTIPLIER,
-	RULE_BONUS,
-	RULE_MINIMUM,
-	RULE_CAP,
-	RULE_FIRST_PURCHASE
-} RuleKind;
-
-typedef enum Rounding
-{
-	ROUND_FLOOR,
-	ROUND_HALF_UP,
-	ROUND_CEIL
-} Rounding;
-
-typedef enum ExpiryPolicy
-{
-	EXPIRY_NEVER,
-	EXPIRY_AFTER,
-	EXPIRY_PERIOD_END,
-	EXPIRY_INACTIVITY
-} ExpiryPolicy;
-
-/* calendar periods, for expiry and caps */
-typedef enum Period
-{
-	PERIOD_DAY,
-	PERIOD_WEEK,
-	PERIOD_MONTH,
-	PERIOD_QUARTER,
-	PERIOD_YEAR
-} Period;
-
-/* when points expire: a program's policy, or an earning rule's own */
-typedef struct ExpirySpec
-{
-	ExpiryPolicy policy;
-	Interval	interval;		/* EXPIRY_AFTER, EXPIRY_INACTIVITY */
-	Period		period;			/* EXPIRY_PERIOD_END */
-	int32		extra_periods;
-} ExpirySpec;
-
-typedef struct EarnRule
-{
-	int32		id;
-	RuleKind	kind;
-	int32		priority;
-	bool		exclusive;
-	char	   *tier;			/* conditions; NULL = any */
-	char	   *channel;
-	char	   *category;
-	char	   *store;
-	TimestampTz valid_from;		/* DT_NOBEGIN when open */
-	TimestampTz valid_until;	/* DT_NOEND when open; exclusive */
-	int			dow_mask;		/* bit d set for ISO day d (1 = Monday); 0 = any */
-	int			hour_from;		/* local [hour_from, hour_until); -1 = any */
-	int			hour_until;
-	Numeric		min_amount;		/* NULL = any amount */
-	Numeric		multiplier;		/* RULE_MULTIPLIER */
-	int64		points;			/* RULE_BONUS, RULE_FIRST_PURCHASE: points; RULE_CAP: cap */
-	Period		cap_period;
-	bool		has_expiry;		/* the points it matches expire by its own policy */
-	ExpirySpec	expiry;
-} EarnRule;
-
-typedef enum TierWindow
-{
-	TIER_WINDOW_ROLLING,
-	TIER_WINDOW_CALENDAR_YEAR,
-	TIER_WINDOW_LIFETIME
-} TierWindow;
-
-/* a rung of the tier ladder; thresholds < 0 are not set */
-typedef struct TierConf
-{
-	char	   *name;
-	int32		rank;
-	int64		min_spend;		/* ten-thousandths, as loyalty.activity */
-	int64		min_orders;
-	int64		min_points;
-	bool		combine_all;
-} TierConf;
-
-typedef struct ProgramConf
-{
-	int32		id;
-	char	   *code;
-	Numeric		points_per_unit;
-	Rounding	rounding;
-	ExpirySpec	expiry;
-	Interval	pending_interval;
-	char	   *time_zone;
-	pg_tz	   *tz;
-	bool		auto_enroll;
-	int			nrules;
-	EarnRule   *rules;			/* sorted by (priority, id) */
-	bool		has_caps;
-	TierWindow	tier_window;
-	int32		tier_window_months;
-	int			ntiers;
-	TierConf   *tiers;			/* sorted by rank */
-} ProgramConf;
+#include "program.h"
 
 /* What a purchase looks like to the rules. */
 typedef struct PurchaseFacts
@@ -124,29 +23,23 @@ typedef struct PurchaseFacts
 	const char *store;
 } PurchaseFacts;
 
-extern ProgramConf *loyalty_program_conf(int32 program_id);
-extern void loyalty_invalidate_config(void);
-extern uint64 loyalty_config_generation;
+/* What a purchase earns under the rules, before caps. */
+typedef struct PurchaseEarning
+{
+	int64		points;
+	const ExpirySpec *expiry;	/* of the points */
+	int64		bonus;			/* first-purchase bonus; 0 unless asked for */
+	const ExpirySpec *bonus_expiry;
+} PurchaseEarning;
+
+extern void loyalty_purchase_earning(ProgramConf *prog, const PurchaseFacts *facts,
+									 bool first_purchase, PurchaseEarning *earning);
 extern bool loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f);
-extern int64 loyalty_rules_points(ProgramConf *prog, const PurchaseFacts *facts);
-extern int64 loyalty_first_purchase_bonus(ProgramConf *prog, const PurchaseFacts *facts);
 extern TimestampTz loyalty_expiry(ProgramConf *prog, const ExpirySpec *spec,
 								  TimestampTz earned_at);
-extern const ExpirySpec *loyalty_rules_expiry(ProgramConf *prog, const PurchaseFacts *facts,
-											  bool first_purchase);
 extern TimestampTz loyalty_inactivity_deadline(ProgramConf *prog, TimestampTz last_activity);
 extern TimestampTz loyalty_release(ProgramConf *prog, TimestampTz earned_at);
 extern TimestampTz loyalty_period_start(pg_tz *tz, Period period, TimestampTz ts);
 extern TimestampTz loyalty_period_add(pg_tz *tz, Period period, int n, TimestampTz start);
-extern void loyalty_rules_init(void);
-
-/* tiers.c */
-struct Activity;
-extern void loyalty_load_tiers(ProgramConf *conf, MemoryContext cxt);
-extern void loyalty_tier_window(ProgramConf *prog, TimestampTz as_of, int32 *from_month,
-								int32 *to_month, bool *include_before);
-extern const TierConf *loyalty_qualified_tier(ProgramConf *prog, const struct Activity *a,
-											  TimestampTz as_of);
-extern const TierConf *loyalty_tier_named(ProgramConf *prog, const char *name);
 
 #endif

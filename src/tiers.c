@@ -1,68 +1,24 @@
 /*
- * Tier ladders: loaded with the program into the per-backend config cache
- * (rules.c invalidates both), and qualification of a member's activity over
- * the program's window.  The purchase trigger upgrades from here without
- * leaving C; everything else about tiers (validity, downgrades, history) is
- * SQL, because it happens once per tier change, not once per purchase.
+ * Tier qualification: which rung of the program's tier ladder (loaded with
+ * the program into the per-backend cache, program.c) a member's activity
+ * reaches over the program's window.  The purchase trigger upgrades from
+ * here without leaving C; everything else about tiers (validity,
+ * downgrades, history) is SQL, because it happens once per tier change, not
+ * once per purchase.
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
+#include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "activity.h"
-#include "rules.h"
+#include "tiers.h"
 
 PG_FUNCTION_INFO_V1(loyalty_tier_qualified);
 PG_FUNCTION_INFO_V1(loyalty_tier_window_dates);
-
-static int64
-threshold(HeapTuple tup, TupleDesc desc, int col, bool spend)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	if (isnull)
-		return -1;
-	return spend ? activity_spend_from_numeric(DatumGetNumeric(d)) : DatumGetInt64(d);
-}
-
-/* Called by load_program() with SPI connected. */
-void
-loyalty_load_tiers(ProgramConf *conf, MemoryContext cxt)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(conf->id)};
-	MemoryContext old;
-
-	if (SPI_execute_with_args("SELECT name, rank, min_spend, min_orders, min_points, combine"
-							  " FROM loyalty.tiers WHERE program_id = $1 ORDER BY rank",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read loyalty.tiers");
-	old = MemoryContextSwitchTo(cxt);
-	conf->ntiers = (int) SPI_processed;
-	conf->tiers = palloc0(sizeof(TierConf) * Max(conf->ntiers, 1));
-	for (int i = 0; i < conf->ntiers; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		TierConf   *t = &conf->tiers[i];
-		bool		isnull;
-
-		t->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		t->rank = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		t->min_spend = threshold(tup, desc, 3, true);
-		t->min_orders = threshold(tup, desc, 4, false);
-		t->min_points = threshold(tup, desc, 5, false);
-		t->combine_all = strcmp(TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull)), "all") == 0;
-	}
-	MemoryContextSwitchTo(old);
-}
 
 /* The months of activity that count at as_of, in the program's zone. */
 void
@@ -120,7 +76,7 @@ loyalty_qualified_tier(ProgramConf *prog, const Activity *a, TimestampTz as_of)
 	if (prog->ntiers == 0)
 		return NULL;
 	loyalty_tier_window(prog, as_of, &from, &to, &before);
-	activity_sum(a, from, to, before, &spend, &orders, &points);
+	activity_window_sum(a, from, to, before, &spend, &orders, &points);
 	for (int i = prog->ntiers - 1; i >= 0; i--)
 		if (qualifies(&prog->tiers[i], spend, orders, points))
 			return &prog->tiers[i];

@@ -47,9 +47,10 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "balance.h"
+#include "lots.h"
 #include "loyalty_errors.h"
 #include "loyalty_util.h"
+#include "program.h"
 #include "rules.h"
 
 PG_FUNCTION_INFO_V1(loyalty_timeline_step);
@@ -78,7 +79,7 @@ typedef struct TimelineEntry
 	bool		taker;			/* may take lots an earlier-written debit drew: an
 								 * inactivity expiry or a reversal */
 	int64		id;				/* ledger id: the order entries were written in */
-	Balance    *lots;
+	Lots	   *lots;
 } TimelineEntry;
 
 /* the aggregate's state: the entries, collected in the order given */
@@ -101,7 +102,7 @@ typedef struct DueEntries
 	int			max;
 	const char **kind;
 	int64	   *points;
-	Balance   **lots;
+	Lots	  **lots;
 	TimestampTz *effective;
 	bool	   *inactivity;		/* reason 'inactivity' */
 } DueEntries;
@@ -112,7 +113,7 @@ typedef struct Walk
 	ProgramConf *prog;			/* NULL: no inactivity deadlines */
 	TimestampTz as_of;
 	TimestampTz settled_at;
-	BalanceBuf	state;
+	LotsBuf		state;
 	/* the inactivity deadline of the latest activity; DT_NOEND: none */
 	TimestampTz deadline;
 	TimestampTz last_activity;	/* DT_NOBEGIN: none */
@@ -204,7 +205,7 @@ loyalty_timeline_step(PG_FUNCTION_ARGS)
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(5));
 	e->op = entry_op(kind, PG_GETARG_INT64(6));
 	e->activity = is_activity(kind);
-	e->lots = (Balance *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(7));
+	e->lots = (Lots *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(7));
 	e->inactivity = (strcmp(kind, "expire") == 0 || strcmp(kind, "reinstate") == 0) &&
 		!PG_ARGISNULL(8) && strcmp(text_to_cstring(PG_GETARG_TEXT_PP(8)), "inactivity") == 0;
 	e->effective = PG_GETARG_TIMESTAMPTZ(9);
@@ -230,7 +231,7 @@ loyalty_timeline_step(PG_FUNCTION_ARGS)
 }
 
 static void
-due_add(DueEntries *d, const char *kind, int64 points, Balance *lots, TimestampTz at,
+due_add(DueEntries *d, const char *kind, int64 points, Lots *lots, TimestampTz at,
 		bool inactivity)
 {
 	if (d->n == d->max)
@@ -239,7 +240,7 @@ due_add(DueEntries *d, const char *kind, int64 points, Balance *lots, TimestampT
 #define GROW(f, T) d->f = d->f ? repalloc(d->f, sizeof(T) * d->max) : palloc(sizeof(T) * d->max)
 		GROW(kind, const char *);
 		GROW(points, int64);
-		GROW(lots, Balance *);
+		GROW(lots, Lots *);
 		GROW(effective, TimestampTz);
 		GROW(inactivity, bool);
 #undef GROW
@@ -275,7 +276,7 @@ note_activity(Walk *w, const TimelineEntry *e)
 
 /* points usable just before d: lots usable at d, pending lots released before d */
 static bool
-available_before(const BalanceBuf *st, TimestampTz d)
+available_before(const LotsBuf *st, TimestampTz d)
 {
 	if (st->nlots > 0 && st->lots[st->nlots - 1].expires > d)
 		return true;
@@ -305,12 +306,12 @@ pass_deadline(Walk *w, TimestampTz d)
 	if (w->mode == MODE_READ && d <= w->settled_at)
 		return;					/* written: the recorded entries did it */
 	{
-		BalanceBuf	expired;
+		LotsBuf		expired;
 
-		balbuf_init(&expired);
-		balbuf_expire_usable(&w->state, d, &expired);
+		lotsbuf_init(&expired);
+		lotsbuf_expire_usable(&w->state, d, &expired);
 		if (w->mode == MODE_SETTLE && expired.nlots > 0)
-			due_add(&w->due, "expire", -balbuf_total(&expired), balbuf_to_balance(&expired), d, true);
+			due_add(&w->due, "expire", -lotsbuf_total(&expired), lotsbuf_to_lots(&expired), d, true);
 	}
 }
 
@@ -321,9 +322,9 @@ pass_deadline(Walk *w, TimestampTz d)
  * never took it, so only the entry is due.
  */
 static void
-withdraw_expiry(Walk *w, TimestampTz d, const BalanceBuf *net)
+withdraw_expiry(Walk *w, TimestampTz d, const LotsBuf *net)
 {
-	if (balbuf_total(net) <= 0)
+	if (lotsbuf_total(net) <= 0)
 		return;
 	if (w->mode == MODE_VERIFY)
 	{
@@ -332,7 +333,7 @@ withdraw_expiry(Walk *w, TimestampTz d, const BalanceBuf *net)
 		return;
 	}
 	if (w->mode == MODE_SETTLE)
-		due_add(&w->due, "reinstate", balbuf_total(net), balbuf_to_balance(net), d, true);
+		due_add(&w->due, "reinstate", lotsbuf_total(net), lotsbuf_to_lots(net), d, true);
 }
 
 /* ---- releases and expiries that fall due ---- */
@@ -342,9 +343,9 @@ pass_release(Walk *w, TimestampTz at)
 {
 	PendingLot	p = w->state.pending[0];
 
-	balbuf_release_first(&w->state);
+	lotsbuf_release_first(&w->state);
 	if (w->mode == MODE_SETTLE)
-		due_add(&w->due, "release", 0, balance_single(p.points, p.release, p.expires, true),
+		due_add(&w->due, "release", 0, lots_single(p.points, p.release, p.expires, true),
 				at, false);
 }
 
@@ -352,10 +353,10 @@ pass_release(Walk *w, TimestampTz at)
 static void
 pass_expiry(Walk *w, TimestampTz at)
 {
-	BalanceLot	l = w->state.lots[0];
+	Lot			l = w->state.lots[0];
 
-	balbuf_expire(&w->state, l.expires, NULL);
-	due_add(&w->due, "expire", -l.points, balance_single(l.points, 0, l.expires, false),
+	lotsbuf_expire(&w->state, l.expires, NULL);
+	due_add(&w->due, "expire", -l.points, lots_single(l.points, 0, l.expires, false),
 			at, false);
 }
 
@@ -408,27 +409,27 @@ advance(Walk *w, TimestampTz x, bool inclusive, bool next_is_inactivity)
 static void
 apply_entry(Walk *w, const TimelineEntry *e)
 {
-	BalanceBuf	delta;
+	LotsBuf		delta;
 
-	balbuf_from_balance(&delta, e->lots);
+	lotsbuf_from_lots(&delta, e->lots);
 	switch (e->op)
 	{
 		case OP_CREDIT:
-			balbuf_merge(&w->state, &delta);
+			lotsbuf_merge(&w->state, &delta);
 			break;
 		case OP_RELEASE:
 			{
-				BalanceBuf	pend = delta;
+				LotsBuf		pend = delta;
 
 				pend.nlots = 0;
 				pend.debt = 0;
-				if (!balbuf_holds(&w->state, &pend))
+				if (!lotsbuf_holds(&w->state, &pend))
 					note_problem(w, psprintf("the ledger replayed in effective order releases lots the member did not hold at %s",
 											 timestamptz_to_str(e->effective)));
 				/* a lot it did not hold is not released: nothing to add for it */
-				if (balbuf_subtract_held(&w->state, &pend) == 0)
+				if (lotsbuf_subtract_held(&w->state, &pend) == 0)
 					for (int i = 0; i < delta.npending; i++)
-						balbuf_add_lot(&w->state, delta.pending[i].points, delta.pending[i].expires);
+						lotsbuf_add_lot(&w->state, delta.pending[i].points, delta.pending[i].expires);
 			}
 			break;
 		case OP_DEBIT:
@@ -444,14 +445,14 @@ apply_entry(Walk *w, const TimelineEntry *e)
 				 * refund in a transaction that started before the debit's).
 				 * Spends written later never take them (_spendable).
 				 */
-				if (!balbuf_holds(&w->state, &delta) && e->id > w->latest_taker)
+				if (!lotsbuf_holds(&w->state, &delta) && e->id > w->latest_taker)
 					note_problem(w, psprintf("the ledger replayed in effective order removes lots the member did not hold at %s",
 											 timestamptz_to_str(e->effective)));
-				missing = balbuf_subtract_held(&w->state, &delta);
+				missing = lotsbuf_subtract_held(&w->state, &delta);
 				/* what it did not hold: soonest expiry first, the rest owed */
 				if (missing > 0)
-					balbuf_spend(&w->state, missing, e->effective, true, NULL);
-				balbuf_pay_debt(&w->state, e->effective);
+					lotsbuf_spend(&w->state, missing, e->effective, true, NULL);
+				lotsbuf_pay_debt(&w->state, e->effective);
 				if (e->taker)
 					w->latest_taker = Max(w->latest_taker, e->id);
 			}
@@ -477,49 +478,49 @@ static int
 apply_inactivity_group(Walk *w, TimelineInput *in, int k)
 {
 	TimestampTz d = in->entries[k].effective;
-	BalanceBuf	net,
+	LotsBuf		net,
 				reinstated,
 				extra;
 
-	balbuf_init(&net);
-	balbuf_init(&reinstated);
-	balbuf_init(&extra);
+	lotsbuf_init(&net);
+	lotsbuf_init(&reinstated);
+	lotsbuf_init(&extra);
 	advance(w, d, false, true);
 	for (; k < in->n && in->entries[k].effective == d && in->entries[k].inactivity; k++)
 	{
 		if (in->entries[k].op == OP_DEBIT)
 		{
-			balbuf_merge_balance(&net, in->entries[k].lots);
+			lotsbuf_merge_lots(&net, in->entries[k].lots);
 			w->latest_taker = Max(w->latest_taker, in->entries[k].id);
 		}
 		else
-			balbuf_merge_balance(&reinstated, in->entries[k].lots);
+			lotsbuf_merge_lots(&reinstated, in->entries[k].lots);
 	}
 	net.debt = 0;
 	reinstated.debt = 0;
 	/* net = expired - reinstated; a reinstatement of more than was expired is credited */
-	(void) balbuf_split_held(&net, &reinstated, &extra);
-	if (balbuf_total(&extra) > 0)
+	(void) lotsbuf_split_held(&net, &reinstated, &extra);
+	if (lotsbuf_total(&extra) > 0)
 	{
 		note_problem(w, psprintf("an inactivity reinstatement at %s gives back more than was expired there",
 								 timestamptz_to_str(d)));
-		balbuf_merge(&w->state, &extra);
-		balbuf_pay_debt(&w->state, d);
+		lotsbuf_merge(&w->state, &extra);
+		lotsbuf_pay_debt(&w->state, d);
 	}
 	w->position = d;
 	if (w->deadline == d)
 	{
-		BalanceBuf	unheld;
+		LotsBuf		unheld;
 
-		balbuf_init(&unheld);
-		(void) balbuf_split_held(&w->state, &net, &unheld);
-		if (balbuf_total(&unheld) > 0)
+		lotsbuf_init(&unheld);
+		(void) lotsbuf_split_held(&w->state, &net, &unheld);
+		if (lotsbuf_total(&unheld) > 0)
 		{
 			if (w->mode == MODE_VERIFY)
 				note_problem(w, psprintf("the ledger replayed in effective order removes lots the member did not hold at %s",
 										 timestamptz_to_str(d)));
 			else if (w->mode == MODE_SETTLE)
-				due_add(&w->due, "reinstate", balbuf_total(&unheld), balbuf_to_balance(&unheld), d, true);
+				due_add(&w->due, "reinstate", lotsbuf_total(&unheld), lotsbuf_to_lots(&unheld), d, true);
 		}
 		pass_deadline(w, d);
 	}
@@ -541,18 +542,18 @@ apply_inactivity_group(Walk *w, TimelineInput *in, int k)
 static void
 walk_spendable(Walk *w, TimelineInput *in, int k)
 {
-	BalanceBuf	usable;
+	LotsBuf		usable;
 
-	balbuf_from_balance(&usable, balbuf_to_balance(&w->state));
+	lotsbuf_from_lots(&usable, lotsbuf_to_lots(&w->state));
 	for (; k < in->n; k++)
 	{
 		TimelineEntry *e = &in->entries[k];
 
 		while (w->state.npending > 0 && w->state.pending[0].release < e->effective)
-			balbuf_release_first(&w->state);
+			lotsbuf_release_first(&w->state);
 		apply_entry(w, e);
 		if (e->op == OP_DEBIT)
-			balbuf_clamp_lots(&usable, &w->state);
+			lotsbuf_clamp_lots(&usable, &w->state);
 	}
 	w->state = usable;
 	w->problem = NULL;
@@ -661,7 +662,7 @@ loyalty_timeline_final(PG_FUNCTION_ARGS)
 	w.last_activity = DT_NOBEGIN;
 	w.position = DT_NOBEGIN;
 	w.deadline = DT_NOEND;
-	balbuf_init(&w.state);
+	lotsbuf_init(&w.state);
 	{
 		ProgramConf *prog = loyalty_program_conf(in->program_id);
 
@@ -689,7 +690,7 @@ loyalty_timeline_final(PG_FUNCTION_ARGS)
 		reason_nulls[i] = !w.due.inactivity[i];
 		reasons[i] = w.due.inactivity[i] ? CStringGetTextDatum("inactivity") : (Datum) 0;
 	}
-	values[0] = PointerGetDatum(balbuf_to_balance(&w.state));
+	values[0] = PointerGetDatum(lotsbuf_to_lots(&w.state));
 	if (w.problem)
 		values[1] = CStringGetTextDatum(w.problem);
 	else

@@ -19,7 +19,7 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
-#include "balance.h"
+#include "lots.h"
 #include "loyalty_util.h"
 
 PG_FUNCTION_INFO_V1(lots_in);
@@ -111,7 +111,7 @@ parse_ts(char *s, const char *input)
 }
 
 static void
-parse_item(BalanceBuf *buf, char *item, const char *input)
+parse_item(LotsBuf *buf, char *item, const char *input)
 {
 	char	   *p = item;
 
@@ -121,7 +121,7 @@ parse_item(BalanceBuf *buf, char *item, const char *input)
 
 		if (*skip_space(p) != '\0')
 			syntax_error(input, "Unexpected text after debt.");
-		balbuf_add_debt(buf, debt);
+		lotsbuf_add_debt(buf, debt);
 	}
 	else if (take_word(&p, "pending"))
 	{
@@ -140,7 +140,7 @@ parse_item(BalanceBuf *buf, char *item, const char *input)
 		expires = parse_ts(until + strlen("until"), input);
 		if (points == 0)
 			syntax_error(input, "A lot must hold at least one point.");
-		balbuf_add_pending(buf, points, release, expires);
+		lotsbuf_add_pending(buf, points, release, expires);
 	}
 	else
 	{
@@ -150,7 +150,7 @@ parse_item(BalanceBuf *buf, char *item, const char *input)
 			syntax_error(input, "Expected \"until\" after the points of a lot.");
 		if (points == 0)
 			syntax_error(input, "A lot must hold at least one point.");
-		balbuf_add_lot(buf, points, parse_ts(p, input));
+		lotsbuf_add_lot(buf, points, parse_ts(p, input));
 	}
 }
 
@@ -161,10 +161,10 @@ lots_in(PG_FUNCTION_ARGS)
 	char	   *copy = pstrdup(input);
 	char	   *p = skip_space(copy);
 	char	   *end;
-	BalanceBuf	buf;
+	LotsBuf		buf;
 	int64		debt = 0;
 
-	balbuf_init(&buf);
+	lotsbuf_init(&buf);
 	if (*p != '{')
 		syntax_error(input, "A lots value starts with \"{\".");
 	end = p + strlen(p);
@@ -196,7 +196,7 @@ lots_in(PG_FUNCTION_ARGS)
 		}
 	}
 	buf.debt = debt;
-	PG_RETURN_BALANCE_P(balbuf_to_balance(&buf));
+	PG_RETURN_LOTS_P(lotsbuf_to_lots(&buf));
 }
 
 static void
@@ -224,9 +224,9 @@ append_ts(StringInfo str, TimestampTz ts)
 Datum
 lots_out(PG_FUNCTION_ARGS)
 {
-	Balance    *b = PG_GETARG_BALANCE_P(0);
-	BalanceLot *lots = BALANCE_LOTS(b);
-	PendingLot *pend = BALANCE_PENDING(b);
+	Lots	   *b = PG_GETARG_LOTS_P(0);
+	Lot		   *lots = LOTS_ARRAY(b);
+	PendingLot *pend = LOTS_PENDING(b);
 	StringInfoData str;
 	bool		first = true;
 
@@ -264,8 +264,8 @@ lots_recv(PG_FUNCTION_ARGS)
 	int32		nlots,
 				npending;
 	Size		size;
-	Balance    *b;
-	BalanceLot *lots;
+	Lots	   *b;
+	Lot		   *lots;
 	PendingLot *pend;
 
 	if (msg->len - msg->cursor < 16)
@@ -275,7 +275,7 @@ lots_recv(PG_FUNCTION_ARGS)
 				 errdetail("The value is truncated.")));
 	nlots = pq_getmsgint(msg, 4);
 	npending = pq_getmsgint(msg, 4);
-	if (nlots < 0 || npending < 0 || nlots > BALANCE_MAX_LOTS || npending > BALANCE_MAX_LOTS)
+	if (nlots < 0 || npending < 0 || nlots > LOTS_MAX_LOTS || npending > LOTS_MAX_LOTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid loyalty.lots value"),
@@ -286,14 +286,14 @@ lots_recv(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid loyalty.lots value"),
 				 errdetail("The message length does not match the lot counts.")));
-	size = BALANCE_SIZE(nlots, npending);
+	size = LOTS_SIZE(nlots, npending);
 	b = palloc0(size);
 	SET_VARSIZE(b, size);
 	b->nlots = nlots;
 	b->npending = npending;
 	b->debt = pq_getmsgint64(msg);
-	lots = BALANCE_LOTS(b);
-	pend = BALANCE_PENDING(b);
+	lots = LOTS_ARRAY(b);
+	pend = LOTS_PENDING(b);
 	for (int i = 0; i < nlots; i++)
 	{
 		lots[i].expires = pq_getmsgint64(msg);
@@ -305,16 +305,16 @@ lots_recv(PG_FUNCTION_ARGS)
 		pend[i].expires = pq_getmsgint64(msg);
 		pend[i].points = pq_getmsgint64(msg);
 	}
-	balance_validate(b, size);
-	PG_RETURN_BALANCE_P(b);
+	lots_validate(b, size);
+	PG_RETURN_LOTS_P(b);
 }
 
 Datum
 lots_send(PG_FUNCTION_ARGS)
 {
-	Balance    *b = PG_GETARG_BALANCE_P(0);
-	BalanceLot *lots = BALANCE_LOTS(b);
-	PendingLot *pend = BALANCE_PENDING(b);
+	Lots	   *b = PG_GETARG_LOTS_P(0);
+	Lot		   *lots = LOTS_ARRAY(b);
+	PendingLot *pend = LOTS_PENDING(b);
 	StringInfoData buf;
 
 	pq_begintypsend(&buf);

@@ -11,7 +11,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "balance.h"
+#include "lots.h"
 #include "loyalty_errors.h"
 #include "loyalty_util.h"
 
@@ -39,14 +39,14 @@ PG_FUNCTION_INFO_V1(lots_eq);
 PG_FUNCTION_INFO_V1(lots_ne);
 
 static void
-load(BalanceBuf *buf, Datum d)
+load(LotsBuf *buf, Datum d)
 {
-	balbuf_from_balance(buf, DatumGetBalanceP(d));
+	lotsbuf_from_lots(buf, DatumGetLotsP(d));
 }
 
 /* result of an operation that splits a balance: (balance, moved lots) */
 static Datum
-pair_result(FunctionCallInfo fcinfo, BalanceBuf *kept, BalanceBuf *moved)
+pair_result(FunctionCallInfo fcinfo, LotsBuf *kept, LotsBuf *moved)
 {
 	TupleDesc	tupdesc;
 	Datum		values[2];
@@ -57,66 +57,66 @@ pair_result(FunctionCallInfo fcinfo, BalanceBuf *kept, BalanceBuf *moved)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("function returning record called in context that cannot accept type record")));
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = PointerGetDatum(balbuf_to_balance(kept));
-	values[1] = PointerGetDatum(balbuf_to_balance(moved));
+	values[0] = PointerGetDatum(lotsbuf_to_lots(kept));
+	values[1] = PointerGetDatum(lotsbuf_to_lots(moved));
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
 Datum
 lots_add(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf;
+	LotsBuf		buf;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_add_lot(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2));
-	PG_RETURN_BALANCE_P(balbuf_to_balance(&buf));
+	lotsbuf_add_lot(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2));
+	PG_RETURN_LOTS_P(lotsbuf_to_lots(&buf));
 }
 
 Datum
 lots_add_pending(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf;
+	LotsBuf		buf;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_add_pending(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2),
-					   PG_GETARG_TIMESTAMPTZ(3));
-	PG_RETURN_BALANCE_P(balbuf_to_balance(&buf));
+	lotsbuf_add_pending(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2),
+						PG_GETARG_TIMESTAMPTZ(3));
+	PG_RETURN_LOTS_P(lotsbuf_to_lots(&buf));
 }
 
 Datum
 lots_spend(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf,
+	LotsBuf		buf,
 				drawn;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_init(&drawn);
-	balbuf_spend(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2),
-				 PG_GETARG_BOOL(3), &drawn);
+	lotsbuf_init(&drawn);
+	lotsbuf_spend(&buf, PG_GETARG_INT64(1), PG_GETARG_TIMESTAMPTZ(2),
+				  PG_GETARG_BOOL(3), &drawn);
 	return pair_result(fcinfo, &buf, &drawn);
 }
 
 Datum
 lots_expire(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf,
+	LotsBuf		buf,
 				expired;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_init(&expired);
-	balbuf_expire(&buf, PG_GETARG_TIMESTAMPTZ(1), &expired);
+	lotsbuf_init(&expired);
+	lotsbuf_expire(&buf, PG_GETARG_TIMESTAMPTZ(1), &expired);
 	return pair_result(fcinfo, &buf, &expired);
 }
 
 Datum
 lots_expire_all(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf,
+	LotsBuf		buf,
 				expired;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_init(&expired);
-	balbuf_expire_all(&buf, &expired);
+	lotsbuf_init(&expired);
+	lotsbuf_expire_all(&buf, &expired);
 	return pair_result(fcinfo, &buf, &expired);
 }
 
@@ -124,12 +124,12 @@ lots_expire_all(PG_FUNCTION_ARGS)
 Datum
 lots_expire_usable(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf,
+	LotsBuf		buf,
 				expired;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_init(&expired);
-	balbuf_expire_usable(&buf, PG_GETARG_TIMESTAMPTZ(1), &expired);
+	lotsbuf_init(&expired);
+	lotsbuf_expire_usable(&buf, PG_GETARG_TIMESTAMPTZ(1), &expired);
 	return pair_result(fcinfo, &buf, &expired);
 }
 
@@ -141,9 +141,9 @@ lots_expire_usable(PG_FUNCTION_ARGS)
 Datum
 lots_next_event(PG_FUNCTION_ARGS)
 {
-	Balance    *b = PG_GETARG_BALANCE_P(0);
-	BalanceLot *lots = BALANCE_LOTS(b);
-	PendingLot *pending = BALANCE_PENDING(b);
+	Lots	   *b = PG_GETARG_LOTS_P(0);
+	Lot		   *lots = LOTS_ARRAY(b);
+	PendingLot *pending = LOTS_PENDING(b);
 	TimestampTz next = DT_NOEND;
 
 	if (b->nlots > 0)
@@ -158,37 +158,37 @@ lots_next_event(PG_FUNCTION_ARGS)
 Datum
 lots_settle(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf,
+	LotsBuf		buf,
 				released;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_init(&released);
-	balbuf_settle(&buf, PG_GETARG_TIMESTAMPTZ(1), &released);
+	lotsbuf_init(&released);
+	lotsbuf_settle(&buf, PG_GETARG_TIMESTAMPTZ(1), &released);
 	return pair_result(fcinfo, &buf, &released);
 }
 
 Datum
 lots_merge(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	a,
+	LotsBuf		a,
 				b;
 
 	load(&a, PG_GETARG_DATUM(0));
 	load(&b, PG_GETARG_DATUM(1));
-	balbuf_merge(&a, &b);
-	PG_RETURN_BALANCE_P(balbuf_to_balance(&a));
+	lotsbuf_merge(&a, &b);
+	PG_RETURN_LOTS_P(lotsbuf_to_lots(&a));
 }
 
 Datum
 lots_subtract(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	a,
+	LotsBuf		a,
 				b;
 
 	load(&a, PG_GETARG_DATUM(0));
 	load(&b, PG_GETARG_DATUM(1));
-	balbuf_subtract(&a, &b);
-	PG_RETURN_BALANCE_P(balbuf_to_balance(&a));
+	lotsbuf_subtract(&a, &b);
+	PG_RETURN_LOTS_P(lotsbuf_to_lots(&a));
 }
 
 /*
@@ -198,28 +198,28 @@ lots_subtract(PG_FUNCTION_ARGS)
  * as it was; otherwise that is error LY006.
  */
 static bool
-apply_entry(BalanceBuf *state, BalanceBuf *delta, const char *op, bool checked)
+apply_entry(LotsBuf *state, LotsBuf *delta, const char *op, bool checked)
 {
 	if (strcmp(op, "credit") == 0)
-		balbuf_merge(state, delta);
+		lotsbuf_merge(state, delta);
 	else if (strcmp(op, "debit") == 0)
 	{
-		if (checked && !balbuf_holds(state, delta))
+		if (checked && !lotsbuf_holds(state, delta))
 			return false;
-		balbuf_subtract(state, delta);
+		lotsbuf_subtract(state, delta);
 	}
 	else if (strcmp(op, "release") == 0)
 	{
 		/* the released pending lots leave pending and arrive as lots */
-		BalanceBuf	pend = *delta;
+		LotsBuf		pend = *delta;
 
 		pend.nlots = 0;
 		pend.debt = 0;
-		if (checked && !balbuf_holds(state, &pend))
+		if (checked && !lotsbuf_holds(state, &pend))
 			return false;
-		balbuf_subtract(state, &pend);
+		lotsbuf_subtract(state, &pend);
 		for (int i = 0; i < delta->npending; i++)
-			balbuf_add_lot(state, delta->pending[i].points, delta->pending[i].expires);
+			lotsbuf_add_lot(state, delta->pending[i].points, delta->pending[i].expires);
 	}
 	else
 		ereport(ERROR,
@@ -236,7 +236,7 @@ apply_entry(BalanceBuf *state, BalanceBuf *delta, const char *op, bool checked)
 Datum
 lots_apply(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	state,
+	LotsBuf		state,
 				delta;
 
 	if (PG_ARGISNULL(2))
@@ -244,14 +244,14 @@ lots_apply(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("replay operation must not be null")));
 	if (PG_ARGISNULL(0))
-		balbuf_init(&state);
+		lotsbuf_init(&state);
 	else
 		load(&state, PG_GETARG_DATUM(0));
 	if (PG_ARGISNULL(1))
-		PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
+		PG_RETURN_LOTS_P(lotsbuf_to_lots(&state));
 	load(&delta, PG_GETARG_DATUM(1));
 	apply_entry(&state, &delta, text_to_cstring(PG_GETARG_TEXT_PP(2)), false);
-	PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
+	PG_RETURN_LOTS_P(lotsbuf_to_lots(&state));
 }
 
 /*
@@ -263,49 +263,49 @@ lots_apply(PG_FUNCTION_ARGS)
 Datum
 lots_apply_checked(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	state,
+	LotsBuf		state,
 				delta;
 
 	load(&state, PG_GETARG_DATUM(0));
 	load(&delta, PG_GETARG_DATUM(1));
 	if (!apply_entry(&state, &delta, text_to_cstring(PG_GETARG_TEXT_PP(2)), true))
 		PG_RETURN_NULL();
-	PG_RETURN_BALANCE_P(balbuf_to_balance(&state));
+	PG_RETURN_LOTS_P(lotsbuf_to_lots(&state));
 }
 
 Datum
 lots_available(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf;
+	LotsBuf		buf;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	PG_RETURN_INT64(balbuf_available(&buf, PG_GETARG_TIMESTAMPTZ(1)));
+	PG_RETURN_INT64(lotsbuf_available(&buf, PG_GETARG_TIMESTAMPTZ(1)));
 }
 
 Datum
 lots_pending(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf;
+	LotsBuf		buf;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	PG_RETURN_INT64(balbuf_pending(&buf, PG_GETARG_TIMESTAMPTZ(1)));
+	PG_RETURN_INT64(lotsbuf_pending(&buf, PG_GETARG_TIMESTAMPTZ(1)));
 }
 
 Datum
 lots_expiring(PG_FUNCTION_ARGS)
 {
-	BalanceBuf	buf;
+	LotsBuf		buf;
 
 	load(&buf, PG_GETARG_DATUM(0));
-	PG_RETURN_INT64(balbuf_expiring(&buf, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_TIMESTAMPTZ(2)));
+	PG_RETURN_INT64(lotsbuf_expiring(&buf, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_TIMESTAMPTZ(2)));
 }
 
 /* sum of all lots; cannot overflow: validated values keep it in a bigint */
 static int64
-lots_sum(const Balance *b)
+lots_sum(const Lots *b)
 {
-	BalanceLot *lots = BALANCE_LOTS(b);
-	PendingLot *pend = BALANCE_PENDING(b);
+	Lot		   *lots = LOTS_ARRAY(b);
+	PendingLot *pend = LOTS_PENDING(b);
 	int64		sum = 0;
 
 	for (int i = 0; i < b->nlots; i++)
@@ -318,7 +318,7 @@ lots_sum(const Balance *b)
 Datum
 lots_total(PG_FUNCTION_ARGS)
 {
-	Balance    *b = PG_GETARG_BALANCE_P(0);
+	Lots	   *b = PG_GETARG_LOTS_P(0);
 
 	PG_RETURN_INT64(lots_sum(b) - b->debt);
 }
@@ -326,7 +326,7 @@ lots_total(PG_FUNCTION_ARGS)
 Datum
 lots_debt(PG_FUNCTION_ARGS)
 {
-	Balance    *b = PG_GETARG_BALANCE_P(0);
+	Lots	   *b = PG_GETARG_LOTS_P(0);
 
 	PG_RETURN_INT64(b->debt);
 }
@@ -335,7 +335,7 @@ lots_debt(PG_FUNCTION_ARGS)
 Datum
 lots_points(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(lots_sum(PG_GETARG_BALANCE_P(0)));
+	PG_RETURN_INT64(lots_sum(PG_GETARG_LOTS_P(0)));
 }
 
 typedef struct SettlementCache
@@ -358,7 +358,7 @@ lots_settlement(PG_FUNCTION_ARGS)
 {
 	Oid			lots_type = get_fn_expr_argtype(fcinfo->flinfo, 0);
 	TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(1);
-	BalanceBuf	buf,
+	LotsBuf		buf,
 				released,
 				expired;
 	int			n,
@@ -390,10 +390,10 @@ lots_settlement(PG_FUNCTION_ARGS)
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	load(&buf, PG_GETARG_DATUM(0));
-	balbuf_init(&released);
-	balbuf_init(&expired);
-	balbuf_settle(&buf, as_of, &released);
-	balbuf_expire(&buf, as_of, &expired);
+	lotsbuf_init(&released);
+	lotsbuf_init(&expired);
+	lotsbuf_settle(&buf, as_of, &released);
+	lotsbuf_expire(&buf, as_of, &expired);
 
 	n = released.npending + expired.nlots;
 	kinds = palloc(sizeof(Datum) * Max(n, 1));
@@ -406,19 +406,19 @@ lots_settlement(PG_FUNCTION_ARGS)
 
 		kinds[k] = CStringGetTextDatum("release");
 		points[k] = Int64GetDatum(0);
-		lots[k] = PointerGetDatum(balance_single(p->points, p->release, p->expires, true));
+		lots[k] = PointerGetDatum(lots_single(p->points, p->release, p->expires, true));
 		at[k] = TimestampTzGetDatum(p->release);
 	}
 	for (int i = 0; i < expired.nlots; i++, k++)
 	{
-		BalanceLot *l = &expired.lots[i];
+		Lot		   *l = &expired.lots[i];
 
 		kinds[k] = CStringGetTextDatum("expire");
 		points[k] = Int64GetDatum(-l->points);
-		lots[k] = PointerGetDatum(balance_single(l->points, 0, l->expires, false));
+		lots[k] = PointerGetDatum(lots_single(l->points, 0, l->expires, false));
 		at[k] = TimestampTzGetDatum(l->expires);
 	}
-	values[0] = PointerGetDatum(balbuf_to_balance(&buf));
+	values[0] = PointerGetDatum(lotsbuf_to_lots(&buf));
 	values[1] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_array(points, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[3] = PointerGetDatum(construct_array(lots, n, lots_type, cache->typlen,
@@ -432,9 +432,9 @@ Datum
 lots_entries(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Balance    *b = PG_GETARG_BALANCE_P(0);
-	BalanceLot *lots = BALANCE_LOTS(b);
-	PendingLot *pend = BALANCE_PENDING(b);
+	Lots	   *b = PG_GETARG_LOTS_P(0);
+	Lot		   *lots = LOTS_ARRAY(b);
+	PendingLot *pend = LOTS_PENDING(b);
 
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < b->nlots; i++)

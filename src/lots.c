@@ -1,7 +1,7 @@
 /*
- * Operations on a member's lots (see balance.h for the model).
+ * Operations on a member's lots (see lots.h for the model).
  *
- * Every operation works on a BalanceBuf copy and raises an error before the
+ * Every operation works on a LotsBuf copy and raises an error before the
  * caller can store anything, so a failed spend leaves the stored balance as
  * it was.
  */
@@ -9,7 +9,7 @@
 
 #include "utils/timestamp.h"
 
-#include "balance.h"
+#include "lots.h"
 #include "loyalty_errors.h"
 #include "loyalty_util.h"
 
@@ -24,7 +24,7 @@ check_positive(int64 points, const char *what)
 }
 
 void
-balance_check_timestamp(TimestampTz ts, const char *what, bool allow_infinity)
+lots_check_timestamp(TimestampTz ts, const char *what, bool allow_infinity)
 {
 	if (ts == DT_NOEND && allow_infinity)
 		return;
@@ -36,39 +36,39 @@ balance_check_timestamp(TimestampTz ts, const char *what, bool allow_infinity)
 }
 
 void
-balbuf_init(BalanceBuf *buf)
+lotsbuf_init(LotsBuf *buf)
 {
-	memset(buf, 0, sizeof(BalanceBuf));
+	memset(buf, 0, sizeof(LotsBuf));
 }
 
 static void
-reserve_lots(BalanceBuf *buf, int extra)
+reserve_lots(LotsBuf *buf, int extra)
 {
 	int			need = buf->nlots + extra;
 
-	if (need > BALANCE_MAX_LOTS)
+	if (need > LOTS_MAX_LOTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a balance cannot hold more than %d lots", BALANCE_MAX_LOTS),
+				 errmsg("a balance cannot hold more than %d lots", LOTS_MAX_LOTS),
 				 errhint("Use an expiry policy that groups points into fewer expiry instants.")));
 	if (need <= buf->maxlots)
 		return;
 	buf->maxlots = Max(need, Max(8, buf->maxlots * 2));
 	if (buf->lots)
-		buf->lots = repalloc(buf->lots, sizeof(BalanceLot) * buf->maxlots);
+		buf->lots = repalloc(buf->lots, sizeof(Lot) * buf->maxlots);
 	else
-		buf->lots = palloc(sizeof(BalanceLot) * buf->maxlots);
+		buf->lots = palloc(sizeof(Lot) * buf->maxlots);
 }
 
 static void
-reserve_pending(BalanceBuf *buf, int extra)
+reserve_pending(LotsBuf *buf, int extra)
 {
 	int			need = buf->npending + extra;
 
-	if (need > BALANCE_MAX_LOTS)
+	if (need > LOTS_MAX_LOTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a balance cannot hold more than %d pending lots", BALANCE_MAX_LOTS)));
+				 errmsg("a balance cannot hold more than %d pending lots", LOTS_MAX_LOTS)));
 	if (need <= buf->maxpending)
 		return;
 	buf->maxpending = Max(need, Max(4, buf->maxpending * 2));
@@ -79,14 +79,14 @@ reserve_pending(BalanceBuf *buf, int extra)
 }
 
 void
-balbuf_from_balance(BalanceBuf *buf, const Balance *b)
+lotsbuf_from_lots(LotsBuf *buf, const Lots *b)
 {
-	balbuf_init(buf);
-	/* exact size: a full value (BALANCE_MAX_LOTS) must still load */
+	lotsbuf_init(buf);
+	/* exact size: a full value (LOTS_MAX_LOTS) must still load */
 	reserve_lots(buf, Max(b->nlots, 1));
 	reserve_pending(buf, Max(b->npending, 1));
-	memcpy(buf->lots, BALANCE_LOTS(b), sizeof(BalanceLot) * b->nlots);
-	memcpy(buf->pending, BALANCE_PENDING(b), sizeof(PendingLot) * b->npending);
+	memcpy(buf->lots, LOTS_ARRAY(b), sizeof(Lot) * b->nlots);
+	memcpy(buf->pending, LOTS_PENDING(b), sizeof(PendingLot) * b->npending);
 	buf->nlots = b->nlots;
 	buf->npending = b->npending;
 	buf->debt = b->debt;
@@ -97,26 +97,26 @@ balbuf_from_balance(BalanceBuf *buf, const Balance *b)
 		buf->sum = loyalty_add_points(buf->sum, buf->pending[i].points);
 }
 
-Balance *
-balbuf_to_balance(const BalanceBuf *buf)
+Lots *
+lotsbuf_to_lots(const LotsBuf *buf)
 {
-	Size		size = BALANCE_SIZE(buf->nlots, buf->npending);
-	Balance    *b = palloc0(size);
+	Size		size = LOTS_SIZE(buf->nlots, buf->npending);
+	Lots	   *b = palloc0(size);
 
 	SET_VARSIZE(b, size);
 	b->nlots = buf->nlots;
 	b->npending = buf->npending;
 	b->debt = buf->debt;
 	if (buf->nlots > 0)
-		memcpy(BALANCE_LOTS(b), buf->lots, sizeof(BalanceLot) * buf->nlots);
+		memcpy(LOTS_ARRAY(b), buf->lots, sizeof(Lot) * buf->nlots);
 	if (buf->npending > 0)
-		memcpy(BALANCE_PENDING(b), buf->pending, sizeof(PendingLot) * buf->npending);
+		memcpy(LOTS_PENDING(b), buf->pending, sizeof(PendingLot) * buf->npending);
 	return b;
 }
 
 /* first index whose expires >= ts */
 static int
-lot_search(const BalanceBuf *buf, TimestampTz ts)
+lot_search(const LotsBuf *buf, TimestampTz ts)
 {
 	int			lo = 0,
 				hi = buf->nlots;
@@ -144,7 +144,7 @@ pending_cmp(TimestampTz r1, TimestampTz e1, TimestampTz r2, TimestampTz e2)
 }
 
 static int
-pending_search(const BalanceBuf *buf, TimestampTz release, TimestampTz expires)
+pending_search(const LotsBuf *buf, TimestampTz release, TimestampTz expires)
 {
 	int			lo = 0,
 				hi = buf->npending;
@@ -164,7 +164,7 @@ pending_search(const BalanceBuf *buf, TimestampTz release, TimestampTz expires)
 
 /* first index whose lot is still usable at as_of (expires > as_of) */
 static int
-first_usable(const BalanceBuf *buf, TimestampTz as_of)
+first_usable(const LotsBuf *buf, TimestampTz as_of)
 {
 	/* nothing expires after infinity; as_of + 1 would overflow */
 	return as_of == DT_NOEND ? buf->nlots : lot_search(buf, as_of + 1);
@@ -172,7 +172,7 @@ first_usable(const BalanceBuf *buf, TimestampTz as_of)
 
 /* insert or merge a lot, no debt handling */
 static void
-insert_lot(BalanceBuf *buf, int64 points, TimestampTz expires)
+insert_lot(LotsBuf *buf, int64 points, TimestampTz expires)
 {
 	int			i = lot_search(buf, expires);
 
@@ -183,21 +183,21 @@ insert_lot(BalanceBuf *buf, int64 points, TimestampTz expires)
 		return;
 	}
 	reserve_lots(buf, 1);
-	memmove(&buf->lots[i + 1], &buf->lots[i], sizeof(BalanceLot) * (buf->nlots - i));
+	memmove(&buf->lots[i + 1], &buf->lots[i], sizeof(Lot) * (buf->nlots - i));
 	buf->lots[i].expires = expires;
 	buf->lots[i].points = points;
 	buf->nlots++;
 }
 
 static void
-remove_lot(BalanceBuf *buf, int i)
+remove_lot(LotsBuf *buf, int i)
 {
-	memmove(&buf->lots[i], &buf->lots[i + 1], sizeof(BalanceLot) * (buf->nlots - i - 1));
+	memmove(&buf->lots[i], &buf->lots[i + 1], sizeof(Lot) * (buf->nlots - i - 1));
 	buf->nlots--;
 }
 
 static void
-remove_pending(BalanceBuf *buf, int i)
+remove_pending(LotsBuf *buf, int i)
 {
 	memmove(&buf->pending[i], &buf->pending[i + 1],
 			sizeof(PendingLot) * (buf->npending - i - 1));
@@ -205,7 +205,7 @@ remove_pending(BalanceBuf *buf, int i)
 }
 
 void
-balbuf_add_debt(BalanceBuf *buf, int64 points)
+lotsbuf_add_debt(LotsBuf *buf, int64 points)
 {
 	if (points < 0)
 		ereport(ERROR,
@@ -216,10 +216,10 @@ balbuf_add_debt(BalanceBuf *buf, int64 points)
 
 /* New points pay off debt first; what is left becomes a lot. */
 void
-balbuf_add_lot(BalanceBuf *buf, int64 points, TimestampTz expires)
+lotsbuf_add_lot(LotsBuf *buf, int64 points, TimestampTz expires)
 {
 	check_positive(points, "points");
-	balance_check_timestamp(expires, "expiry", true);
+	lots_check_timestamp(expires, "expiry", true);
 	if (buf->debt > 0)
 	{
 		int64		paid = Min(buf->debt, points);
@@ -234,13 +234,13 @@ balbuf_add_lot(BalanceBuf *buf, int64 points, TimestampTz expires)
 }
 
 void
-balbuf_add_pending(BalanceBuf *buf, int64 points, TimestampTz release, TimestampTz expires)
+lotsbuf_add_pending(LotsBuf *buf, int64 points, TimestampTz release, TimestampTz expires)
 {
 	int			i;
 
 	check_positive(points, "points");
-	balance_check_timestamp(release, "release time", false);
-	balance_check_timestamp(expires, "expiry", true);
+	lots_check_timestamp(release, "release time", false);
+	lots_check_timestamp(expires, "expiry", true);
 	if (expires <= release)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -264,7 +264,7 @@ balbuf_add_pending(BalanceBuf *buf, int64 points, TimestampTz release, Timestamp
 
 /* Move pending lots released by as_of into the usable lots. */
 void
-balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released)
+lotsbuf_settle(LotsBuf *buf, TimestampTz as_of, LotsBuf *released)
 {
 	int			n = 0;
 
@@ -276,9 +276,9 @@ balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released)
 		PendingLot	p = buf->pending[i];
 
 		if (released)
-			balbuf_add_pending(released, p.points, p.release, p.expires);
+			lotsbuf_add_pending(released, p.points, p.release, p.expires);
 		buf->sum -= p.points;
-		balbuf_add_lot(buf, p.points, p.expires);
+		lotsbuf_add_lot(buf, p.points, p.expires);
 	}
 	if (n > 0)
 	{
@@ -289,7 +289,7 @@ balbuf_settle(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *released)
 
 /* Release the pending lot released first (it pays debt like any new lot). */
 void
-balbuf_release_first(BalanceBuf *buf)
+lotsbuf_release_first(LotsBuf *buf)
 {
 	PendingLot	p;
 
@@ -298,12 +298,12 @@ balbuf_release_first(BalanceBuf *buf)
 	p = buf->pending[0];
 	remove_pending(buf, 0);
 	buf->sum -= p.points;
-	balbuf_add_lot(buf, p.points, p.expires);
+	lotsbuf_add_lot(buf, p.points, p.expires);
 }
 
 /* Remove everything expired at as_of (expires <= as_of). */
 void
-balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
+lotsbuf_expire(LotsBuf *buf, TimestampTz as_of, LotsBuf *expired)
 {
 	int			n = first_usable(buf, as_of);	/* lots [0, n) have expired */
 
@@ -315,7 +315,7 @@ balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
 	}
 	if (n > 0)
 	{
-		memmove(&buf->lots[0], &buf->lots[n], sizeof(BalanceLot) * (buf->nlots - n));
+		memmove(&buf->lots[0], &buf->lots[n], sizeof(Lot) * (buf->nlots - n));
 		buf->nlots -= n;
 	}
 	for (int i = buf->npending - 1; i >= 0; i--)
@@ -325,7 +325,7 @@ balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
 		if (p.expires <= as_of)
 		{
 			if (expired)
-				balbuf_add_pending(expired, p.points, p.release, p.expires);
+				lotsbuf_add_pending(expired, p.points, p.release, p.expires);
 			buf->sum -= p.points;
 			remove_pending(buf, i);
 		}
@@ -334,7 +334,7 @@ balbuf_expire(BalanceBuf *buf, TimestampTz as_of, BalanceBuf *expired)
 
 /* Inactivity: every lot expires now, whatever its own expiry; pending stay. */
 void
-balbuf_expire_all(BalanceBuf *buf, BalanceBuf *expired)
+lotsbuf_expire_all(LotsBuf *buf, LotsBuf *expired)
 {
 	for (int i = 0; i < buf->nlots; i++)
 	{
@@ -351,8 +351,8 @@ balbuf_expire_all(BalanceBuf *buf, BalanceBuf *expired)
  * shortfall becomes debt (a reversal of points already spent).
  */
 void
-balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
-			 BalanceBuf *drawn)
+lotsbuf_spend(LotsBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
+			  LotsBuf *drawn)
 {
 	int			first;
 	int64		usable = 0;
@@ -360,7 +360,7 @@ balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
 	int			i;
 
 	check_positive(points, "points");
-	balbuf_settle(buf, as_of, NULL);
+	lotsbuf_settle(buf, as_of, NULL);
 	first = first_usable(buf, as_of);
 
 	/* debt owed is paid from usable lots before anything else */
@@ -401,9 +401,9 @@ balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
 
 	if (need > 0)
 	{
-		balbuf_add_debt(buf, need);
+		lotsbuf_add_debt(buf, need);
 		if (drawn)
-			balbuf_add_debt(drawn, need);
+			lotsbuf_add_debt(drawn, need);
 	}
 }
 
@@ -413,8 +413,8 @@ balbuf_spend(BalanceBuf *buf, int64 points, TimestampTz as_of, bool allow_debt,
  * lots; what cannot be taken becomes debt, never silently dropped.
  */
 void
-balbuf_reverse(BalanceBuf *buf, int64 points, TimestampTz as_of,
-			   const BalanceBuf *prefer, BalanceBuf *drawn)
+lotsbuf_reverse(LotsBuf *buf, int64 points, TimestampTz as_of,
+				const LotsBuf *prefer, LotsBuf *drawn)
 {
 	int64		need = points;
 
@@ -434,12 +434,12 @@ balbuf_reverse(BalanceBuf *buf, int64 points, TimestampTz as_of,
 			buf->sum -= take;
 			need -= take;
 			if (drawn)
-				balbuf_add_pending(drawn, take, o->release, o->expires);
+				lotsbuf_add_pending(drawn, take, o->release, o->expires);
 			if (buf->pending[i].points == 0)
 				remove_pending(buf, i);
 		}
 	}
-	balbuf_settle(buf, as_of, NULL);
+	lotsbuf_settle(buf, as_of, NULL);
 	for (int pass = 0; prefer && pass < 2 && need > 0; pass++)
 	{
 		int			n = pass == 0 ? prefer->nlots : prefer->npending;
@@ -463,47 +463,47 @@ balbuf_reverse(BalanceBuf *buf, int64 points, TimestampTz as_of,
 		}
 	}
 	if (need > 0)
-		balbuf_spend(buf, need, as_of, true, drawn);
+		lotsbuf_spend(buf, need, as_of, true, drawn);
 }
 
 /* Give back lots (a cancelled redemption) or apply a ledger credit. */
 void
-balbuf_merge(BalanceBuf *buf, const BalanceBuf *other)
+lotsbuf_merge(LotsBuf *buf, const LotsBuf *other)
 {
 	for (int i = 0; i < other->nlots; i++)
-		balbuf_add_lot(buf, other->lots[i].points, other->lots[i].expires);
+		lotsbuf_add_lot(buf, other->lots[i].points, other->lots[i].expires);
 	for (int i = 0; i < other->npending; i++)
-		balbuf_add_pending(buf, other->pending[i].points,
-						   other->pending[i].release, other->pending[i].expires);
-	balbuf_add_debt(buf, other->debt);
+		lotsbuf_add_pending(buf, other->pending[i].points,
+							other->pending[i].release, other->pending[i].expires);
+	lotsbuf_add_debt(buf, other->debt);
 }
 
-/* balbuf_merge() for a stored value, without copying it first */
+/* lotsbuf_merge() for a stored value, without copying it first */
 void
-balbuf_merge_balance(BalanceBuf *buf, const Balance *other)
+lotsbuf_merge_lots(LotsBuf *buf, const Lots *other)
 {
-	const BalanceLot *lots = BALANCE_LOTS(other);
-	const PendingLot *pend = BALANCE_PENDING(other);
+	const Lot  *lots = LOTS_ARRAY(other);
+	const PendingLot *pend = LOTS_PENDING(other);
 
 	for (int i = 0; i < other->nlots; i++)
-		balbuf_add_lot(buf, lots[i].points, lots[i].expires);
+		lotsbuf_add_lot(buf, lots[i].points, lots[i].expires);
 	for (int i = 0; i < other->npending; i++)
-		balbuf_add_pending(buf, pend[i].points, pend[i].release, pend[i].expires);
-	balbuf_add_debt(buf, other->debt);
+		lotsbuf_add_pending(buf, pend[i].points, pend[i].release, pend[i].expires);
+	lotsbuf_add_debt(buf, other->debt);
 }
 
 /* A value holding one lot (or one pending lot): what an award adds. */
-Balance *
-balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pending)
+Lots *
+lots_single(int64 points, TimestampTz release, TimestampTz expires, bool pending)
 {
-	Size		size = BALANCE_SIZE(pending ? 0 : 1, pending ? 1 : 0);
-	Balance    *b;
+	Size		size = LOTS_SIZE(pending ? 0 : 1, pending ? 1 : 0);
+	Lots	   *b;
 
 	check_positive(points, "points");
-	balance_check_timestamp(expires, "expiry", true);
+	lots_check_timestamp(expires, "expiry", true);
 	if (pending)
 	{
-		balance_check_timestamp(release, "release time", false);
+		lots_check_timestamp(release, "release time", false);
 		if (expires <= release)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -515,15 +515,15 @@ balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pend
 	if (pending)
 	{
 		b->npending = 1;
-		BALANCE_PENDING(b)->release = release;
-		BALANCE_PENDING(b)->expires = expires;
-		BALANCE_PENDING(b)->points = points;
+		LOTS_PENDING(b)->release = release;
+		LOTS_PENDING(b)->expires = expires;
+		LOTS_PENDING(b)->points = points;
 	}
 	else
 	{
 		b->nlots = 1;
-		BALANCE_LOTS(b)->expires = expires;
-		BALANCE_LOTS(b)->points = points;
+		LOTS_ARRAY(b)->expires = expires;
+		LOTS_ARRAY(b)->points = points;
 	}
 	return b;
 }
@@ -535,12 +535,12 @@ balance_single(int64 points, TimestampTz release, TimestampTz expires, bool pend
  * checked on its own.
  */
 static int
-first_missing(const BalanceBuf *buf, const BalanceBuf *other, bool *pending)
+first_missing(const LotsBuf *buf, const LotsBuf *other, bool *pending)
 {
 	*pending = false;
 	for (int j = 0; j < other->nlots; j++)
 	{
-		const BalanceLot *o = &other->lots[j];
+		const Lot  *o = &other->lots[j];
 		int			i = lot_search(buf, o->expires);
 
 		if (i >= buf->nlots || buf->lots[i].expires != o->expires ||
@@ -562,9 +562,9 @@ first_missing(const BalanceBuf *buf, const BalanceBuf *other, bool *pending)
 	return -1;
 }
 
-/* whether balbuf_subtract(buf, other) would succeed */
+/* whether lotsbuf_subtract(buf, other) would succeed */
 bool
-balbuf_holds(const BalanceBuf *buf, const BalanceBuf *other)
+lotsbuf_holds(const LotsBuf *buf, const LotsBuf *other)
 {
 	bool		pending;
 
@@ -573,7 +573,7 @@ balbuf_holds(const BalanceBuf *buf, const BalanceBuf *other)
 
 /* Remove exactly the given lots; they must be there (LY006 otherwise). */
 void
-balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
+lotsbuf_subtract(LotsBuf *buf, const LotsBuf *other)
 {
 	bool		pending;
 	int			missing = first_missing(buf, other, &pending);
@@ -611,7 +611,7 @@ balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
 		if (buf->pending[i].points == 0)
 			remove_pending(buf, i);
 	}
-	balbuf_add_debt(buf, other->debt);
+	lotsbuf_add_debt(buf, other->debt);
 }
 
 /*
@@ -620,7 +620,7 @@ balbuf_subtract(BalanceBuf *buf, const BalanceBuf *other)
  * a credit that arrived out of order may have left both.
  */
 void
-balbuf_pay_debt(BalanceBuf *buf, TimestampTz as_of)
+lotsbuf_pay_debt(LotsBuf *buf, TimestampTz as_of)
 {
 	int			first = first_usable(buf, as_of);
 
@@ -642,7 +642,7 @@ balbuf_pay_debt(BalanceBuf *buf, TimestampTz as_of)
  * same expiry (none: 0).  Pending lots and debt stay.
  */
 void
-balbuf_clamp_lots(BalanceBuf *buf, const BalanceBuf *limit)
+lotsbuf_clamp_lots(LotsBuf *buf, const LotsBuf *limit)
 {
 	for (int i = buf->nlots - 1; i >= 0; i--)
 	{
@@ -664,27 +664,27 @@ balbuf_clamp_lots(BalanceBuf *buf, const BalanceBuf *limit)
 /*
  * Remove as much of other as buf holds, lot by lot; return the points of
  * other it did not hold.  For replays that must answer even when a ledger
- * does not replay (balbuf_subtract is the strict form).
+ * does not replay (lotsbuf_subtract is the strict form).
  */
 int64
-balbuf_subtract_held(BalanceBuf *buf, const BalanceBuf *other)
+lotsbuf_subtract_held(LotsBuf *buf, const LotsBuf *other)
 {
-	return balbuf_split_held(buf, other, NULL);
+	return lotsbuf_split_held(buf, other, NULL);
 }
 
 /*
- * balbuf_subtract_held that also collects, in unheld (when not NULL), the
+ * lotsbuf_subtract_held that also collects, in unheld (when not NULL), the
  * lots and pending lots of other that buf did not hold.  other's debt is
  * added to buf, not to unheld.
  */
 int64
-balbuf_split_held(BalanceBuf *buf, const BalanceBuf *other, BalanceBuf *unheld)
+lotsbuf_split_held(LotsBuf *buf, const LotsBuf *other, LotsBuf *unheld)
 {
 	int64		missing = 0;
 
 	for (int j = 0; j < other->nlots; j++)
 	{
-		const BalanceLot *o = &other->lots[j];
+		const Lot  *o = &other->lots[j];
 		int			i = lot_search(buf, o->expires);
 		int64		take = 0;
 
@@ -698,7 +698,7 @@ balbuf_split_held(BalanceBuf *buf, const BalanceBuf *other, BalanceBuf *unheld)
 		}
 		missing = loyalty_add_points(missing, o->points - take);
 		if (unheld != NULL && o->points > take)
-			balbuf_add_lot(unheld, o->points - take, o->expires);
+			lotsbuf_add_lot(unheld, o->points - take, o->expires);
 	}
 	for (int j = 0; j < other->npending; j++)
 	{
@@ -718,9 +718,9 @@ balbuf_split_held(BalanceBuf *buf, const BalanceBuf *other, BalanceBuf *unheld)
 		}
 		missing = loyalty_add_points(missing, o->points - take);
 		if (unheld != NULL && o->points > take)
-			balbuf_add_pending(unheld, o->points - take, o->release, o->expires);
+			lotsbuf_add_pending(unheld, o->points - take, o->release, o->expires);
 	}
-	balbuf_add_debt(buf, other->debt);
+	lotsbuf_add_debt(buf, other->debt);
 	return missing;
 }
 
@@ -730,7 +730,7 @@ balbuf_split_held(BalanceBuf *buf, const BalanceBuf *other, BalanceBuf *unheld)
  * pending lots due before "at".
  */
 void
-balbuf_expire_usable(BalanceBuf *buf, TimestampTz at, BalanceBuf *expired)
+lotsbuf_expire_usable(LotsBuf *buf, TimestampTz at, LotsBuf *expired)
 {
 	int			first = first_usable(buf, at);
 
@@ -744,7 +744,7 @@ balbuf_expire_usable(BalanceBuf *buf, TimestampTz at, BalanceBuf *expired)
 }
 
 int64
-balbuf_available(const BalanceBuf *buf, TimestampTz as_of)
+lotsbuf_available(const LotsBuf *buf, TimestampTz as_of)
 {
 	int64		sum = 0;
 
@@ -758,7 +758,7 @@ balbuf_available(const BalanceBuf *buf, TimestampTz as_of)
 }
 
 int64
-balbuf_pending(const BalanceBuf *buf, TimestampTz as_of)
+lotsbuf_pending(const LotsBuf *buf, TimestampTz as_of)
 {
 	int64		sum = 0;
 
@@ -769,7 +769,7 @@ balbuf_pending(const BalanceBuf *buf, TimestampTz as_of)
 
 /* Points usable at "from" that stop being usable by "to": from < expires <= to. */
 int64
-balbuf_expiring(const BalanceBuf *buf, TimestampTz from, TimestampTz to)
+lotsbuf_expiring(const LotsBuf *buf, TimestampTz from, TimestampTz to)
 {
 	int64		sum = 0;
 
@@ -783,7 +783,7 @@ balbuf_expiring(const BalanceBuf *buf, TimestampTz from, TimestampTz to)
 }
 
 int64
-balbuf_total(const BalanceBuf *buf)
+lotsbuf_total(const LotsBuf *buf)
 {
 	return buf->sum - buf->debt;
 }
@@ -799,25 +799,25 @@ invalid(const char *detail)
 
 /* Check a stored or received value before anything trusts its layout. */
 void
-balance_validate(const Balance *b, Size size)
+lots_validate(const Lots *b, Size size)
 {
 	int64		sum = 0;
-	const BalanceLot *lots;
+	const Lot  *lots;
 	const PendingLot *pend;
 
-	if (size < sizeof(Balance))
+	if (size < sizeof(Lots))
 		invalid("The value is truncated.");
 	if (b->nlots < 0 || b->npending < 0 ||
-		b->nlots > BALANCE_MAX_LOTS || b->npending > BALANCE_MAX_LOTS)
+		b->nlots > LOTS_MAX_LOTS || b->npending > LOTS_MAX_LOTS)
 		invalid("Lot counts are out of range.");
-	if (size != BALANCE_SIZE(b->nlots, b->npending))
+	if (size != LOTS_SIZE(b->nlots, b->npending))
 		invalid("The size does not match the lot counts.");
 	if (b->flags != 0)
 		invalid("Unknown flags are set.");
 	if (b->debt < 0)
 		invalid("Debt is negative.");
-	lots = BALANCE_LOTS(b);
-	pend = BALANCE_PENDING(b);
+	lots = LOTS_ARRAY(b);
+	pend = LOTS_PENDING(b);
 	for (int i = 0; i < b->nlots; i++)
 	{
 		if (lots[i].points <= 0)

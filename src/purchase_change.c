@@ -1,0 +1,313 @@
+/*
+ * loyalty.purchase_change(): the row trigger that corrects a purchase's
+ * award when the purchase is updated (amount, status, member, reference)
+ * or deleted (see purchase.h).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "loyalty_util.h"
+#include "purchase.h"
+
+PG_FUNCTION_INFO_V1(loyalty_purchase_change);
+
+/*
+ * The purchase's net award; the lots it created that the member still
+ * holds by its account -- its first award and every increase, less what its
+ * reversals took -- which a reversal takes first; and the latest instant of
+ * the credits since it was last taken back in full.
+ */
+static int64
+award_of(TrackCols *tc, MemberState *m, const char *reference, LotsBuf *own, bool *has_initial,
+		 TimestampTz *credited_at)
+{
+	Datum		args[3];
+	int64		net = 0;
+
+	args[0] = Int64GetDatum(m->id);
+	args[1] = Int32GetDatum(tc->track_id);
+	args[2] = CStringGetTextDatum(reference);
+	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
+	if (loyalty_purchase_exec(STMT_AWARD_OF, NULL, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the purchase's award");
+	lotsbuf_init(own);
+	*has_initial = false;
+	*credited_at = DT_NOBEGIN;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *kind = loyalty_spi_text(tup, desc, 1);
+		int64		points = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		LotsBuf		lots;
+
+		net = loyalty_add_points(net, points);
+		lotsbuf_from_lots(&lots, DatumGetLotsP(SPI_getbinval(tup, desc, 3, &isnull)));
+		if (points > 0)
+		{
+			lotsbuf_merge(own, &lots);
+			*credited_at = Max(*credited_at, DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)));
+		}
+		else if (points < 0)
+		{
+			lots.debt = 0;		/* what became debt was not taken from its lots */
+			(void) lotsbuf_subtract_held(own, &lots);
+		}
+		/* taken back in full: its earlier credits hold nothing any more */
+		if (net <= 0)
+			*credited_at = DT_NOBEGIN;
+		if (strcmp(kind, "earn") == 0 || strcmp(kind, "pending") == 0)
+			*has_initial = true;
+	}
+	return net;
+}
+
+/* The purchase's initial award exists, for another member (it was moved). */
+static bool
+awarded_elsewhere(TrackCols *tc, const char *reference)
+{
+	Datum		args[2];
+
+	args[0] = Int32GetDatum(tc->track_id);
+	args[1] = CStringGetTextDatum(reference);
+	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
+	if (loyalty_purchase_exec(STMT_AWARDED_ELSEWHERE, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the purchase's award");
+	return SPI_processed > 0;
+}
+
+/*
+ * Bring one purchase's award (under one reference) to target points.  With
+ * caps (the purchase's facts), an increase is capped like an award.
+ */
+static int64
+settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
+				 TimestampTz at, const ExpirySpec *expiry, int64 target, const char *reason,
+				 const PurchaseFacts *caps, int64 *net_before)
+{
+	LotsBuf		own;
+	bool		has_initial;
+	TimestampTz credited_at;
+	int64		net = award_of(tc, m, reference, &own, &has_initial, &credited_at);
+	int64		diff;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (net_before)
+		*net_before = net;
+
+	if (caps && target > net)
+		target = net + loyalty_apply_caps(prog, m, caps, target - net);
+	diff = loyalty_sub_points(target, net);
+
+	if (diff > 0)
+	{
+		const char *kind;
+		Lots	   *lots = loyalty_award_lots(prog, expiry, at, diff, &kind);
+		LotsBuf		delta;
+
+		if (has_initial)
+			loyalty_insert_entry(tc, m, "adjust", diff, lots, reference, "purchase amount changed", at);
+		else if (awarded_elsewhere(tc, reference))
+			loyalty_insert_entry(tc, m, "adjust", diff, lots, reference, "purchase moved", at);
+		else
+			loyalty_insert_entry(tc, m, kind, diff, lots, reference, NULL, at);
+		lotsbuf_from_lots(&delta, lots);
+		lotsbuf_merge(&m->lots, &delta);
+		m->dirty = true;
+		m->latest_write = Max(m->latest_write, at);
+		m->earliest_write = Min(m->earliest_write, at);
+		/* an award or increase is activity at the purchase time */
+		m->wrote_activity = true;
+		m->last_activity_at = Max(m->last_activity_at, at);
+	}
+	else if (diff < 0)
+	{
+		LotsBuf		drawn;
+		TimestampTz at_rev = now;
+
+		/*
+		 * A purchase dated in the future is taken back where it was awarded,
+		 * from its own pending lots: it never counted at any instant.
+		 */
+		if (credited_at > now && lotsbuf_pending(&own, now) >= -diff)
+			at_rev = credited_at;
+		lotsbuf_init(&drawn);
+		lotsbuf_reverse(&m->lots, -diff, now, &own, &drawn);
+		loyalty_insert_entry(tc, m, "reverse", diff, lotsbuf_to_lots(&drawn), reference, reason, at_rev);
+		m->dirty = true;
+		m->latest_write = Max(m->latest_write, at_rev);
+		m->earliest_write = Min(m->earliest_write, at_rev);
+	}
+	return diff;
+}
+
+/*
+ * Bring a purchase's award to what it should be now (award) or to nothing,
+ * and its activity with it: "undo" is the version of the purchase counted
+ * so far (NULL when none was), taken out of the activity of its month.
+ */
+static void
+settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purchase *undo,
+				const char *reason)
+{
+	MemberState m;
+	PurchaseEarning e = {.expiry = &prog->expiry, .bonus_expiry = &prog->expiry};
+	int64		target;
+	int64		moved;
+	int64		was,
+				now;
+	TimestampTz latest;
+
+	/* a non-member has no tier: this decides whether to enroll */
+	if (award && !p->reversed)
+		loyalty_purchase_earning(prog, &p->facts, false, &e);
+	if (!loyalty_lock_member(tc, p->member_key, e.points > 0 && prog->auto_enroll, &m))
+		return;
+	loyalty_settle_due(&m, GetCurrentTransactionStartTimestamp());
+	loyalty_latest_entries(&m, 1, &latest);
+	m.earliest_write = DT_NOEND;
+	m.latest_write = DT_NOBEGIN;
+	if (award && !p->reversed)
+	{
+		p->facts.tier = m.tier;
+		loyalty_purchase_earning(prog, &p->facts, !m.had_purchase, &e);
+	}
+	target = e.points;
+	/*
+	 * Corrections are capped like awards; only an increase can hit a cap.
+	 * (With nothing to award, the net award only falls: its expiry, the
+	 * program's, is not used.)
+	 */
+	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at, e.expiry, target, reason,
+							 &p->facts, &was);
+	now = was + moved;
+	if (target == 0)
+	{
+		/* a purchase that no longer counts takes its first-purchase bonus along */
+		moved = loyalty_add_points(moved,
+								   settle_reference(tc, prog, &m,
+													psprintf("%s%s", p->reference, BONUS_SUFFIX),
+													p->facts.at, &prog->expiry, 0, reason, NULL, NULL));
+	}
+	else if (!m.had_purchase)
+	{
+		if (e.bonus > 0)
+			moved = loyalty_add_points(moved,
+									   settle_reference(tc, prog, &m,
+														psprintf("%s%s", p->reference, BONUS_SUFFIX),
+														p->facts.at, e.bonus_expiry, e.bonus,
+														"first-purchase bonus", NULL, NULL));
+		m.had_purchase = true;
+		m.first_purchase_at = p->facts.at;
+		m.dirty = true;
+	}
+	/*
+	 * A purchase counts for tiers while it earns points (as the insert
+	 * trigger counts it); a reversed qualification counts at once, a lower
+	 * tier waits for its review.
+	 */
+	if (undo != NULL && was > 0)
+		loyalty_count_activity(prog, &m, undo->facts.amount, -1, 0, undo->facts.at);
+	if (award && !p->reversed && now > 0)
+		loyalty_count_activity(prog, &m, p->facts.amount, 1, moved, p->facts.at);
+	else
+		loyalty_count_activity(prog, &m, NULL, 0, moved, p->facts.at);
+	if (m.dirty)
+	{
+		loyalty_update_member(&m, tc);
+		/*
+		 * An entry dated before the member's latest one, or under inactivity
+		 * an activity (it may be late for a deadline, or set one due now):
+		 * the lots come from the ledger (docs/concepts.md, Balances as of
+		 * any instant).
+		 */
+		if (m.earliest_write < latest ||
+			(prog->expiry.policy == EXPIRY_INACTIVITY && m.wrote_activity))
+			loyalty_rebuild_member(&m);
+	}
+	loyalty_write_upgrades(prog, &m);
+}
+
+Datum
+loyalty_purchase_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TrackCols	tc;
+	ProgramConf *prog;
+	TupleTableSlot *slot;
+	Purchase	oldp,
+				newp;
+	bool		has_old,
+				has_new = false;
+	Relation	rel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("loyalty.purchase_change() must run as an AFTER UPDATE OR DELETE row trigger"),
+				 errhint("Attach it with loyalty.track_purchases().")));
+	rel = trigdata->tg_relation;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	loyalty_purchase_plans_check();
+	loyalty_load_track(loyalty_track_id_arg(trigdata), rel, &tc);
+	prog = loyalty_program_conf(tc.program_id);
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(trigdata->tg_trigtuple, slot, false);
+	has_old = loyalty_read_purchase(slot, &tc, prog, &oldp);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		ExecStoreHeapTuple(trigdata->tg_newtuple, slot, false);
+		has_new = loyalty_read_purchase(slot, &tc, prog, &newp);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		if (has_old)
+			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase deleted");
+	}
+	else
+	{
+		bool		same = has_old && has_new &&
+			strcmp(oldp.member_key, newp.member_key) == 0 &&
+			strcmp(oldp.reference, newp.reference) == 0;
+
+		if (has_old && has_new && strcmp(oldp.member_key, newp.member_key) != 0)
+		{
+			/*
+			 * A move touches two members: lock both first, in id order, as
+			 * transfer() does, so that a concurrent transfer between them
+			 * cannot deadlock with it.
+			 */
+			MemberState both[2];
+			bool		old_first = loyalty_member_order(oldp.key_hash, oldp.member_key,
+														 newp.key_hash, newp.member_key) < 0;
+
+			memset(both, 0, sizeof(both));
+			both[0].key = old_first ? oldp.member_key : newp.member_key;
+			both[0].key_hash = old_first ? oldp.key_hash : newp.key_hash;
+			both[1].key = old_first ? newp.member_key : oldp.member_key;
+			both[1].key_hash = old_first ? newp.key_hash : oldp.key_hash;
+			loyalty_lock_members(&tc, false, both, 2);
+		}
+		if (has_old && !same)
+			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase moved");
+		if (has_new)
+			settle_purchase(&tc, prog, &newp, true, same ? &oldp : NULL,
+							newp.reversed ? "purchase refunded" : "purchase amount changed");
+	}
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}

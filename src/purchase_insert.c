@@ -1,0 +1,198 @@
+/*
+ * loyalty.purchase_insert(): the statement trigger that awards the rows an
+ * INSERT or COPY added to a tracked purchases table (see purchase.h).
+ */
+#include "postgres.h"
+
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "loyalty_util.h"
+#include "purchase.h"
+
+PG_FUNCTION_INFO_V1(loyalty_purchase_insert);
+
+#define INSERT_BATCH 10000
+
+Datum
+loyalty_purchase_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TrackCols	tc;
+	ProgramConf *prog;
+	TupleTableSlot *slot;
+	Purchase   *purchases;
+	int			npurchases = 0,
+				maxpurchases = 256;
+	MemberState *members;
+	int			nmembers = 0;
+	PendingRows rows = {0};
+	bool	   *went_in;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("loyalty.purchase_insert() must run as an AFTER INSERT statement trigger with a NEW TABLE"),
+				 errhint("Attach it with loyalty.track_purchases().")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	loyalty_purchase_plans_check();
+	loyalty_load_track(loyalty_track_id_arg(trigdata), trigdata->tg_relation, &tc);
+	prog = loyalty_program_conf(tc.program_id);
+
+	/* 1. read the new rows */
+	purchases = palloc(sizeof(Purchase) * maxpurchases);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(trigdata->tg_relation), &TTSOpsMinimalTuple);
+	tuplestore_rescan(trigdata->tg_newtable);
+	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (npurchases == maxpurchases)
+		{
+			maxpurchases *= 2;
+			purchases = repalloc_huge(purchases, sizeof(Purchase) * maxpurchases);
+		}
+		if (loyalty_read_purchase(slot, &tc, prog, &purchases[npurchases]) &&
+			!purchases[npurchases].reversed)
+			npurchases++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	if (npurchases == 0)
+		goto done;
+
+	/* 2. one member state per customer, locked in id order */
+	qsort(purchases, npurchases, sizeof(Purchase), loyalty_purchase_cmp);
+	for (int i = 0; i < npurchases; i++)
+	{
+		if (i == 0 || strcmp(purchases[i - 1].member_key, purchases[i].member_key) != 0)
+			nmembers++;
+		purchases[i].member = nmembers - 1;
+	}
+	/* a bulk load has ~10 purchases per customer: one state per customer */
+	members = palloc0(sizeof(MemberState) * nmembers);
+	for (int i = 0; i < npurchases; i++)
+	{
+		members[purchases[i].member].key = purchases[i].member_key;
+		members[purchases[i].member].key_hash = purchases[i].key_hash;
+	}
+	loyalty_lock_members(&tc, prog->auto_enroll, members, nmembers);
+	/* one customer with few purchases: loyalty_write_one_member() */
+	loyalty_plan_members(prog, purchases, npurchases, members, nmembers, nmembers > 1 || npurchases > 8);
+
+	/*
+	 * A reference may repeat when reference_columns are not unique; as with
+	 * ON CONFLICT DO NOTHING, only its first row (in processing order) counts.
+	 * When they are a unique key, the insert itself ruled repeats out.
+	 */
+	if (npurchases > 1 && !loyalty_references_unique(trigdata->tg_relation, &tc))
+	{
+		char	  **refs = palloc(sizeof(char *) * npurchases);
+
+		for (int i = 0; i < npurchases; i++)
+			refs[i] = purchases[i].reference;
+		qsort(refs, npurchases, sizeof(char *), loyalty_cstring_ptr_cmp);
+		for (int i = 1; i < npurchases; i++)
+			if (strcmp(refs[i - 1], refs[i]) == 0)
+			{
+				/* duplicates exist: mark all but the first occurrence */
+				for (int a = 0; a < npurchases; a++)
+					for (int b = 0; b < a && !purchases[a].duplicate; b++)
+						if (!purchases[b].duplicate &&
+							strcmp(purchases[a].reference, purchases[b].reference) == 0)
+							purchases[a].duplicate = true;
+				break;
+			}
+	}
+
+	/* 3. points per purchase, in time order per member */
+	for (int i = 0; i < npurchases; i++)
+	{
+		Purchase   *p = &purchases[i];
+		MemberState *m = &members[p->member];
+		PurchaseEarning e;
+		int64		points;
+		const char *kind;
+
+		if (!m->found || p->duplicate)
+			continue;			/* not a member and the program does not enroll */
+		p->facts.tier = m->tier;
+		loyalty_purchase_earning(prog, &p->facts, !m->had_purchase, &e);
+		points = loyalty_apply_caps(prog, m, &p->facts, e.points);
+		if (points > 0)
+		{
+			Lots	   *lots = loyalty_award_lots(prog, e.expiry, p->facts.at, points, &kind);
+
+			loyalty_rows_add(&rows, p->member, m->id, kind, points, lots, p->reference, NULL,
+							 p->facts.at, p->facts.amount);
+		}
+		if (e.bonus > 0)
+		{
+			Lots	   *lots = loyalty_award_lots(prog, e.bonus_expiry, p->facts.at, e.bonus, &kind);
+
+			loyalty_rows_add(&rows, p->member, m->id, kind, e.bonus, lots,
+							 psprintf("%s%s", p->reference, BONUS_SUFFIX),
+							 "first-purchase bonus", p->facts.at, NULL);
+		}
+		/* only a purchase that earns counts for tiers: its award row makes a replay visible */
+		if (points > 0)
+			loyalty_count_activity(prog, m, p->facts.amount, 1, loyalty_add_points(points, e.bonus),
+								   p->facts.at);
+		if (points > 0 || e.bonus > 0)
+		{
+			if (!m->had_purchase || p->facts.at < m->first_purchase_at)
+				m->first_purchase_at = p->facts.at;
+			m->had_purchase = true;
+			m->last_activity_at = Max(m->last_activity_at, p->facts.at);
+		}
+	}
+
+	/* the common case, one customer's purchase: one statement writes both */
+	if (nmembers == 1 && rows.n > 0 && rows.n <= 16 && !members[0].replay)
+	{
+		loyalty_write_one_member(&tc, prog, &members[0], &rows);
+		loyalty_write_upgrades(prog, &members[0]);
+		goto done;
+	}
+
+	/* 4. write the ledger in batches; only what went in changes balances */
+	went_in = palloc(sizeof(bool) * Max(rows.n, 1));
+	for (int from = 0; from < rows.n; from += INSERT_BATCH)
+	{
+		int			n = Min(INSERT_BATCH, rows.n - from);
+		bool	   *inserted = loyalty_rows_insert(&tc, &rows, from, n);
+
+		for (int i = 0; i < n; i++)
+		{
+			MemberState *m = &members[rows.member[from + i]];
+
+			went_in[from + i] = inserted[i];
+			if (!inserted[i])
+			{
+				loyalty_uncount_row(prog, m, &rows, from + i);
+				continue;
+			}
+			lotsbuf_merge_lots(&m->lots, DatumGetLotsP(rows.lots[from + i]));
+			m->dirty = true;
+		}
+	}
+	loyalty_times_from_inserted(members, nmembers, &rows, went_in);
+	/* a member none of whose rows went in (replayed purchases) is unchanged */
+	for (int i = 0; i < nmembers; i++)
+		if (members[i].found && members[i].replay &&
+			(!members[i].replayed || members[i].any_went_in))
+			loyalty_rebuild_member(&members[i]);
+
+	/* 5. new balances, then the tier upgrades they reached */
+	loyalty_members_update(&tc, members, nmembers);
+	for (int i = 0; i < nmembers; i++)
+		loyalty_write_upgrades(prog, &members[i]);
+
+done:
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}

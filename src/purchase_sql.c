@@ -1,0 +1,271 @@
+/*
+ * The SQL half of the purchase triggers: every statement they run, in one
+ * table, prepared once per backend when first used.
+ *
+ * None is built per tracked table: a tracked table's columns are read in
+ * C (purchase_read.c), and the statements see only loyalty's own tables.
+ * What a trigger reads of the program's configuration is read by the
+ * program cache (program.c) with statements of its own.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "purchase.h"
+
+/*
+ * loyalty's own types have an OID of their own in every database, which
+ * the tracked table's configuration gives (TrackCols): the table names
+ * them by these stand-ins, below any type's OID.
+ */
+#define ARG_LOTS			((Oid) 1)
+#define ARG_LOTS_ARRAY		((Oid) 2)
+#define ARG_ACTIVITY		((Oid) 3)
+#define ARG_ACTIVITY_ARRAY	((Oid) 4)
+
+#define MAX_ARGS 17
+
+typedef struct PurchaseStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[MAX_ARGS];
+} PurchaseStatement;
+
+/*
+ * The ledger rows of a statement, passed as parallel arrays ($3 .. $9) and
+ * unnested in the select list (ProjectSet): unnest() in FROM would be a
+ * function scan, which first copies every row into a tuplestore.
+ */
+#define UNNEST_ROWS "unnest($3), unnest($4), unnest($5), unnest($6), unnest($7), unnest($8), unnest($9)"
+
+/*
+ * Award rows (kind earn or pending, with a track_id) conflict only on
+ * ledger_purchase_award: name it, so that no other unique index is probed.
+ */
+#define AWARD_CONFLICT "ON CONFLICT (track_id, reference)" \
+	" WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending') DO NOTHING"
+
+#define INSERT_ROWS "INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind," \
+	" points, lots, reference, reason, effective_at)" \
+	" SELECT $1, $2, " UNNEST_ROWS
+
+#define INSERT_ROWS_ARGS {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, \
+	ARG_LOTS_ARRAY, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID}
+
+#define LOCK_COLUMNS "id, member_key, balance, first_purchase_at, last_activity_at, tier, activity," \
+	" settled_at"
+
+static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
+	[STMT_TRACKED_TABLE] = {
+		"SELECT program_id, member_column::text, amount_column::text,"
+		" time_column::text, status_column::text, channel_column::text,"
+		" category_column::text, store_column::text,"
+		" reference_columns::text[], reversed_statuses,"
+		" 'loyalty.lots'::regtype::oid, table_name::oid,"
+		" 'loyalty.activity'::regtype::oid"
+		" FROM loyalty.tracked_tables WHERE id = $1 AND active",
+		1, {INT4OID}
+	},
+	[STMT_LOCK_MEMBER] = {
+		"SELECT " LOCK_COLUMNS " FROM loyalty.members"
+		" WHERE program_id = $1 AND member_key = $2 FOR UPDATE",
+		2, {INT4OID, TEXTOID}
+	},
+	[STMT_LOCK_MEMBERS] = {
+		"SELECT " LOCK_COLUMNS " FROM loyalty.members"
+		" WHERE program_id = $1 AND member_key = ANY ($2)"
+		" ORDER BY id FOR UPDATE",
+		2, {INT4OID, TEXTARRAYOID}
+	},
+	[STMT_ENROLL] = {
+		"INSERT INTO loyalty.members (program_id, member_key)"
+		" SELECT $1, unnest($2)"
+		" ON CONFLICT (program_id, member_key) DO NOTHING",
+		2, {INT4OID, TEXTARRAYOID}
+	},
+	/* per member the newest entry of the (member_id, effective_at) index */
+	[STMT_LATEST_ENTRIES] = {
+		"SELECT u.id, (SELECT max(l.effective_at) FROM loyalty.ledger l"
+		" WHERE l.member_id = u.id)"
+		" FROM unnest($1) WITH ORDINALITY AS u(id, n) ORDER BY u.n",
+		1, {INT8ARRAYOID}
+	},
+	[STMT_SETTLE] = {
+		"UPDATE loyalty.members m SET balance = loyalty._settle(m, $2),"
+		" settled_at = greatest(m.settled_at, $2)"
+		" WHERE id = $1 RETURNING balance, settled_at",
+		2, {INT8OID, TIMESTAMPTZOID}
+	},
+	[STMT_REBUILD] = {
+		"UPDATE loyalty.members m SET balance = loyalty._rebuild(m, $2),"
+		" settled_at = $2 WHERE id = $1 RETURNING balance",
+		2, {INT8OID, TIMESTAMPTZOID}
+	},
+	[STMT_CAP_USED] = {
+		"SELECT coalesce(sum(points), 0)::bigint FROM loyalty.ledger"
+		" WHERE member_id = $1 AND effective_at >= $2 AND effective_at < $3"
+		" AND track_id IS NOT NULL AND points > 0"
+		" AND (reason IS NULL OR reason = 'purchase amount changed')",
+		3, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	[STMT_TIER_UPGRADE] = {
+		"SELECT loyalty._tier_upgrade($1, $2, $3)",
+		3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+	},
+	[STMT_INSERT_ROWS] = {
+		INSERT_ROWS,
+		9, INSERT_ROWS_ARGS
+	},
+	[STMT_INSERT_NEW_ROWS] = {
+		INSERT_ROWS " " AWARD_CONFLICT " RETURNING reference",
+		9, INSERT_ROWS_ARGS
+	},
+	[STMT_WRITE_MEMBER] = {
+		"WITH prior AS (SELECT max(effective_at) AS at FROM loyalty.ledger"
+		" WHERE member_id = $13),"
+		" ins AS ("
+		" INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
+		" points, lots, reference, reason, effective_at)"
+		" SELECT $1, $2, " UNNEST_ROWS " "
+		AWARD_CONFLICT " RETURNING reference),"
+		" upd AS (UPDATE loyalty.members SET balance = $10,"
+		" first_purchase_at = $11, last_activity_at = $12, activity = $15,"
+		" settled_at = $16"
+		" WHERE id = $13 AND (SELECT count(*) FROM ins) = $14"
+		" AND coalesce((SELECT at FROM prior), '-infinity') <= $17 RETURNING 1)"
+		" SELECT (SELECT count(*) FROM upd), (SELECT array_agg(reference) FROM ins),"
+		" (SELECT at FROM prior)",
+		17, {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+			ARG_LOTS_ARRAY, TEXTARRAYOID, TEXTARRAYOID,
+			TIMESTAMPTZARRAYOID, ARG_LOTS, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		INT8OID, INT8OID, ARG_ACTIVITY, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	/* settled_at: loyalty_plan_members() saw to it that everything due by now is written */
+	[STMT_UPDATE_MEMBERS] = {
+		"UPDATE loyalty.members m SET balance = u.b,"
+		" first_purchase_at = u.f, last_activity_at = u.a, activity = u.act,"
+		" settled_at = $6"
+		" FROM unnest($1, $2, $3, $4, $5) AS u(id, b, f, a, act) WHERE m.id = u.id",
+		6, {INT8ARRAYOID, ARG_LOTS_ARRAY, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+		ARG_ACTIVITY_ARRAY, TIMESTAMPTZOID}
+	},
+	[STMT_UPDATE_MEMBER] = {
+		"UPDATE loyalty.members SET balance = $2, first_purchase_at = $3,"
+		" last_activity_at = $4, activity = $5 WHERE id = $1",
+		5, {INT8OID, ARG_LOTS, TIMESTAMPTZOID, TIMESTAMPTZOID, ARG_ACTIVITY}
+	},
+	[STMT_AWARD_OF] = {
+		"SELECT kind, points, lots, effective_at FROM loyalty.ledger"
+		" WHERE member_id = $1 AND track_id = $2 AND reference = $3"
+		" ORDER BY id",
+		3, {INT8OID, INT4OID, TEXTOID}
+	},
+	[STMT_AWARDED_ELSEWHERE] = {
+		"SELECT 1 FROM loyalty.ledger WHERE track_id = $1 AND reference = $2"
+		" AND kind IN ('earn', 'pending')",
+		2, {INT4OID, TEXTOID}
+	},
+	[STMT_INSERT_ENTRY] = {
+		"INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
+		" points, lots, reference, reason, effective_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		9, {INT4OID, INT4OID, INT8OID, TEXTOID, INT8OID, ARG_LOTS,
+		TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	},
+};
+
+static SPIPlanPtr plans[NUM_PURCHASE_STMTS];
+static uint64 plans_generation = 0;
+
+/* Plans name loyalty.lots by OID: drop them when configuration changed. */
+void
+loyalty_purchase_plans_check(void)
+{
+	if (plans_generation == loyalty_config_generation)
+		return;
+	for (int i = 0; i < NUM_PURCHASE_STMTS; i++)
+	{
+		if (plans[i])
+			SPI_freeplan(plans[i]);
+		plans[i] = NULL;
+	}
+	plans_generation = loyalty_config_generation;
+}
+
+static Oid
+arg_type(Oid type, const TrackCols *tc)
+{
+	if (type > ARG_ACTIVITY_ARRAY)
+		return type;
+	if (tc == NULL)
+		elog(ERROR, "a purchase statement names loyalty's types without a tracked table");
+	switch (type)
+	{
+		case ARG_LOTS:
+			return tc->lots_type;
+		case ARG_LOTS_ARRAY:
+			return get_array_type(tc->lots_type);
+		case ARG_ACTIVITY:
+			return tc->activity_type;
+		case ARG_ACTIVITY_ARRAY:
+			return get_array_type(tc->activity_type);
+	}
+	return InvalidOid;
+}
+
+/*
+ * Prepare a statement unless it is (SPI connected).  tc gives the OIDs of
+ * loyalty's types; NULL for a statement that names none.
+ */
+SPIPlanPtr
+loyalty_purchase_plan(PurchaseStmt stmt, const TrackCols *tc)
+{
+	const PurchaseStatement *s = &statements[stmt];
+	Oid			argtypes[MAX_ARGS];
+
+	if (plans[stmt] != NULL)
+		return plans[stmt];
+	for (int i = 0; i < s->nargs; i++)
+		argtypes[i] = arg_type(s->argtypes[i], tc);
+	/* generic plans: these run for every purchase statement; replanning cost more than the work */
+	plans[stmt] = SPI_prepare_cursor(s->sql, s->nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	if (plans[stmt] == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", s->sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plans[stmt]);
+	return plans[stmt];
+}
+
+/* Run a statement, as SPI_execute_plan. */
+int
+loyalty_purchase_exec(PurchaseStmt stmt, const TrackCols *tc, Datum *args, const char *nulls,
+					  bool read_only, long count)
+{
+	return SPI_execute_plan(loyalty_purchase_plan(stmt, tc), args, nulls, read_only, count);
+}
+
+char *
+loyalty_spi_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+ArrayType *
+loyalty_array_of(Datum *values, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign);
+}
