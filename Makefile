@@ -61,10 +61,12 @@ $(OBJS): $(wildcard src/*.h)
 prove:
 	pg_prove test/pgtap/*.sql
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/src/header.sql.in $(SQL_SOURCES) $(EXTENSION).control
+# (the Makefile and the directory too: a file taken out must rebuild them)
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/src/header.sql.in $(SQL_SOURCES) $(EXTENSION).control Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/' sql/src/header.sql.in > $@
 	cat $(SQL_SOURCES) >> $@
 
-sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql: sql/updates/header.sql.in $(UPDATE_SOURCES) $(EXTENSION).control
+sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql: sql/updates/header.sql.in $(UPDATE_SOURCES) \
+		sql/updates/$(PREVVERSION)--$(EXTVERSION) $(EXTENSION).control Makefile
 	sed -e 's/@EXTVERSION@/$(EXTVERSION)/g' -e 's/@PREVVERSION@/$(PREVVERSION)/g' sql/updates/header.sql.in > $@
 	cat $(UPDATE_SOURCES) >> $@

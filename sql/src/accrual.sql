@@ -1,5 +1,5 @@
 ------------------------------------------------------------------------------
--- Automatic accrual from the application's purchases table (src/purchases.c)
+-- Automatic accrual from the application's purchases table (src/purchase_*.c)
 ------------------------------------------------------------------------------
 
 -- Triggers run as the extension owner so that the application's role needs

@@ -27,9 +27,9 @@ COMMENT ON TYPE loyalty.activity IS
 	'spend, orders and points per calendar month (the latest 120 months), older months folded into "before"';
 
 CREATE FUNCTION loyalty.activity_eq(loyalty.activity, loyalty.activity) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'loyalty_activity_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'activity_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION loyalty.activity_ne(loyalty.activity, loyalty.activity) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'loyalty_activity_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'activity_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE OPERATOR loyalty.= (
 	LEFTARG = loyalty.activity, RIGHTARG = loyalty.activity, PROCEDURE = loyalty.activity_eq,
 	COMMUTATOR = OPERATOR(loyalty.=), NEGATOR = OPERATOR(loyalty.<>)
@@ -42,7 +42,7 @@ CREATE OPERATOR loyalty.<> (
 CREATE FUNCTION loyalty.activity_add(a loyalty.activity, month date, spend numeric,
 									 orders bigint, points bigint)
 	RETURNS loyalty.activity
-	AS 'MODULE_PATHNAME', 'loyalty_activity_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'activity_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.activity_add(loyalty.activity, date, numeric, bigint, bigint) IS
 	'add to the bucket of the calendar month containing month; spend rounded to 4 decimals';
 
@@ -50,30 +50,30 @@ COMMENT ON FUNCTION loyalty.activity_add(loyalty.activity, date, numeric, bigint
 CREATE FUNCTION loyalty.activity_add(a loyalty.activity, at timestamptz, time_zone text,
 									 spend numeric, orders bigint, points bigint)
 	RETURNS loyalty.activity
-	AS 'MODULE_PATHNAME', 'loyalty_activity_add_at' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'activity_add_at' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.activity_add(loyalty.activity, timestamptz, text, numeric, bigint, bigint) IS
 	'add to the bucket of the calendar month of at in time_zone; spend rounded to 4 decimals';
 
 CREATE FUNCTION loyalty.activity_sum(a loyalty.activity, from_month date, to_month date,
 									 OUT spend numeric, OUT orders bigint, OUT points bigint)
-	AS 'MODULE_PATHNAME', 'loyalty_activity_sum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'activity_sum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.activity_sum(loyalty.activity, date, date) IS
 	'totals of the months from the month of from_month to the month of to_month; infinities are open ends, and from_month = -infinity includes "before"';
 
 CREATE FUNCTION loyalty.activity_total(a loyalty.activity,
 									   OUT spend numeric, OUT orders bigint, OUT points bigint)
-	AS 'MODULE_PATHNAME', 'loyalty_activity_total' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'activity_total' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.activity_total(loyalty.activity) IS
 	'lifetime totals: "before" plus every bucket';
 
 CREATE FUNCTION loyalty.activity_buckets(a loyalty.activity)
 	RETURNS TABLE (month date, spend numeric, orders bigint, points bigint)
-	AS 'MODULE_PATHNAME', 'loyalty_activity_buckets' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 12;
+	AS 'MODULE_PATHNAME', 'activity_buckets' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 12;
 COMMENT ON FUNCTION loyalty.activity_buckets(loyalty.activity) IS
 	'one row per kept month, oldest first, month as its first day; the "before" bucket is not listed (see activity_sum from -infinity)';
 
 CREATE FUNCTION loyalty.activity_month(at timestamptz, time_zone text) RETURNS date
-	AS 'MODULE_PATHNAME', 'loyalty_activity_month' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'activity_month' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION loyalty.activity_month(timestamptz, text) IS
 	'first day of the calendar month of at in time_zone';
 

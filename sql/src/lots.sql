@@ -1,5 +1,5 @@
 ------------------------------------------------------------------------------
--- The lots type: a member's points as expiring lots (src/balance*.c)
+-- The lots type: a member's points as expiring lots (src/lots*.c)
 ------------------------------------------------------------------------------
 
 CREATE TYPE loyalty.lots;

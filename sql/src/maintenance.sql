@@ -114,7 +114,7 @@ $$;
 CREATE FUNCTION loyalty._maintain_parallel(as_of timestamptz, batch_size integer, workers integer,
 										   OUT members bigint, OUT releases bigint,
 										   OUT expiries bigint, OUT expired_points bigint)
-	AS 'MODULE_PATHNAME', 'maintain_parallel' LANGUAGE C VOLATILE;
+	AS 'MODULE_PATHNAME', 'loyalty_maintain_parallel' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION loyalty.run_maintenance(as_of timestamptz DEFAULT now(),
 										batch_size integer DEFAULT 10000,

@@ -281,7 +281,7 @@ SELECT pg_catalog.pg_extension_config_dump('loyalty.tier_events', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.tier_events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.tracked_tables_id_seq', '');
 
--- Configuration changes reach every backend's rule cache (src/rules.c).
+-- Configuration changes reach every backend's configuration cache (src/program.c).
 CREATE FUNCTION loyalty.config_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'loyalty_config_changed' LANGUAGE C;
 CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.programs
