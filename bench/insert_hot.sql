@@ -1,0 +1,1 @@
+INSERT INTO purchases_hot (customer, amount) VALUES ('house', 42.50);
