@@ -1,1 +1,1 @@
-INSERT INTO purchases_hot_plain (customer, amount) VALUES ('house', 42.50);
+INSERT INTO purchases_plain (customer, amount) VALUES ('house', 42.50);

@@ -19,21 +19,9 @@ SELECT loyalty.track_purchases('purchases', 'customer', 'amount', 'created_at',
                                channel_column => 'channel');
 -- members exist already, as in a running program
 SELECT count(*) FROM (SELECT loyalty.enroll('c' || i) FROM generate_series(1, 10000) i) s;
--- The bare writes: what a tracked purchase must write at least (the purchase,
--- one ledger entry with its lots, the member's new balance), written by
--- plain SQL into copies of loyalty's tables with the same indexes, without
--- any of loyalty's logic (rules, caps, tiers, activity, replay checks).
--- bench/insert_bare.sql and the last run of bench/bulk.sql use them; their
--- time bounds what any implementation of this data model can reach.
-CREATE TABLE purchases_bare (LIKE purchases_plain INCLUDING ALL);
-CREATE SEQUENCE purchases_bare_id_seq OWNED BY purchases_bare.id;
-ALTER TABLE purchases_bare ALTER id SET DEFAULT nextval('purchases_bare_id_seq');
-CREATE TABLE ledger_bare (LIKE loyalty.ledger INCLUDING ALL);
-CREATE SEQUENCE ledger_bare_id_seq OWNED BY ledger_bare.id;
-ALTER TABLE ledger_bare ALTER id SET DEFAULT nextval('ledger_bare_id_seq');
-CREATE TABLE members_bare (LIKE loyalty.members INCLUDING ALL) WITH (fillfactor = 60);
-CREATE SEQUENCE members_bare_id_seq OWNED BY members_bare.id;
-ALTER TABLE members_bare ALTER id SET DEFAULT nextval('members_bare_id_seq');
+\ir bare_tables.sql
 INSERT INTO members_bare (id, program_id, member_key, enrolled_at)
 SELECT id, program_id, member_key, enrolled_at FROM loyalty.members;
 SELECT setval('members_bare_id_seq', (SELECT max(id) FROM members_bare));
+INSERT INTO members_keyed (program_id, member_key, enrolled_at)
+SELECT program_id, member_key, enrolled_at FROM loyalty.members;
