@@ -32,20 +32,19 @@ BEGIN
 	m := loyalty._member(p, member, true);
 
 	SELECT * INTO ev FROM loyalty.events x
-	 WHERE x.program_id = p.id AND x.reference = record_event.reference;
+	 WHERE x.program_id = p.id AND x.member_id = m.id AND x.reference = record_event.reference;
 	IF FOUND THEN
-		IF ev.member_id <> m.id OR ev.action <> record_event.action THEN
+		IF ev.action <> record_event.action THEN
 			RAISE EXCEPTION 'reference "%" was already used for a different event in program "%"',
 							reference, p.code
 				USING ERRCODE = 'LY004',
-					  DETAIL = format('Event %s is action "%s" of member id %s.', ev.id, ev.action,
-									  ev.member_id),
+					  DETAIL = format('Event %s is action "%s".', ev.id, ev.action),
 					  HINT = 'Use a new reference for a new event; repeat an event with the same arguments.';
 		END IF;
 		SELECT * INTO l FROM loyalty.ledger WHERE id = ev.ledger_id;
 		RETURN l;
 	END IF;
-	PERFORM loyalty._reference_unused(p, 'earn', reference);
+	PERFORM loyalty._reference_unused(p, 'earn', m.id, reference);
 
 	SELECT * INTO rule FROM loyalty.event_rules x
 	 WHERE x.program_id = p.id AND x.action = record_event.action AND x.active;

@@ -276,7 +276,7 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	SELECT * INTO l FROM loyalty.ledger
-	 WHERE ledger.program_id = program.id
+	 WHERE ledger.program_id = program.id AND ledger.member_id = _replayed.member_id
 	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
 	   AND ledger.reference = _replayed.reference
 	   AND ledger.track_id IS NULL
@@ -284,20 +284,21 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN NULL;
 	END IF;
-	IF l.member_id <> _replayed.member_id OR l.points <> _replayed.points THEN
+	IF l.points <> _replayed.points THEN
 		RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
 						reference, op, program.code
 			USING ERRCODE = 'LY004',
-				  DETAIL = format('Ledger entry %s holds %s points for member id %s.',
-								  l.id, l.points, l.member_id),
+				  DETAIL = format('Ledger entry %s holds %s points.', l.id, l.points),
 				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
 	END IF;
 	RETURN l;
 END
 $$;
 
--- Append one API entry.  Two members' concurrent requests with one reference
--- both pass _replayed(); the unique index stops the second, reported as LY004.
+-- Append one API entry.  The member's lock orders its requests, so a
+-- unique violation here is a reference the member used for another
+-- operation's entry of the same kind (a transfer received, say), reported as
+-- LY004.
 CREATE FUNCTION loyalty._append(program loyalty.programs, member_id bigint, kind text,
 								points bigint, lots loyalty.lots, reference text, reason text,
 								effective_at timestamptz)
@@ -386,8 +387,10 @@ CREATE FUNCTION loyalty._per(period text) RETURNS text
 	SET search_path = pg_catalog, pg_temp
 	RETURN CASE WHEN period = 'ever' THEN 'in total' ELSE 'per ' || period END;
 
--- LY004 when an API entry of this operation already uses the reference.
-CREATE FUNCTION loyalty._reference_unused(program loyalty.programs, op text, reference text)
+-- LY004 when an API entry of this operation for the member already uses the
+-- reference.
+CREATE FUNCTION loyalty._reference_unused(program loyalty.programs, op text, member_id bigint,
+										  reference text)
 	RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -396,7 +399,8 @@ DECLARE
 	l loyalty.ledger;
 BEGIN
 	SELECT * INTO l FROM loyalty.ledger
-	 WHERE ledger.program_id = program.id AND ledger.reference = _reference_unused.reference
+	 WHERE ledger.program_id = program.id AND ledger.member_id = _reference_unused.member_id
+	   AND ledger.reference = _reference_unused.reference
 	   AND ledger.track_id IS NULL
 	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
 	 LIMIT 1;
@@ -404,8 +408,7 @@ BEGIN
 		RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
 						reference, op, program.code
 			USING ERRCODE = 'LY004',
-				  DETAIL = format('Ledger entry %s holds %s points for member id %s.',
-								  l.id, l.points, l.member_id),
+				  DETAIL = format('Ledger entry %s holds %s points.', l.id, l.points),
 				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
 	END IF;
 END

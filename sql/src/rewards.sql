@@ -33,20 +33,19 @@ BEGIN
 
 	IF reference IS NOT NULL THEN
 		SELECT * INTO rr FROM loyalty.reward_redemptions x
-		 WHERE x.program_id = p.id AND x.reference = redeem_reward.reference;
+		 WHERE x.program_id = p.id AND x.member_id = m.id AND x.reference = redeem_reward.reference;
 		IF FOUND THEN
-			IF rr.member_id <> m.id OR rr.reward_id <> r.id THEN
+			IF rr.reward_id <> r.id THEN
 				RAISE EXCEPTION 'reference "%" was already used for a different redeem in program "%"',
 								reference, p.code
 					USING ERRCODE = 'LY004',
-						  DETAIL = format('Redemption %s is reward id %s for member id %s.',
-										  rr.id, rr.reward_id, rr.member_id),
+						  DETAIL = format('Redemption %s is reward id %s.', rr.id, rr.reward_id),
 						  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
 			END IF;
 			SELECT * INTO l FROM loyalty.ledger WHERE id = rr.ledger_id;
 			RETURN l;
 		END IF;
-		PERFORM loyalty._reference_unused(p, 'redeem', reference);
+		PERFORM loyalty._reference_unused(p, 'redeem', m.id, reference);
 	END IF;
 
 	IF NOT r.active OR now() < r.valid_from OR now() >= r.valid_until THEN
@@ -106,8 +105,10 @@ COMMENT ON FUNCTION loyalty.redeem_reward(anyelement, text, text, text) IS
 -- Give back a redemption's points with their original expiry.  Lots that
 -- expired meanwhile come back and expire at once, in an expire entry dated
 -- with the cancellation (dating it at the old expiry would not replay: the
--- lot was spent then).
-CREATE FUNCTION loyalty.cancel_redemption(reference text, program text DEFAULT NULL)
+-- lot was spent then).  A reference is the member's own: without the
+-- member, it must name one member's redemption.
+CREATE FUNCTION loyalty.cancel_redemption(reference text, program text DEFAULT NULL,
+										  member text DEFAULT NULL)
 	RETURNS loyalty.ledger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -120,21 +121,40 @@ DECLARE
 	s record;
 	e record;
 	rr loyalty.reward_redemptions;
+	who bigint;
+	n bigint;
 BEGIN
 	IF reference IS NULL THEN
 		RAISE EXCEPTION 'reference must not be null' USING ERRCODE = '22004';
 	END IF;
-	SELECT * INTO d FROM loyalty.ledger l
+	IF member IS NOT NULL THEN
+		who := (loyalty._member(p, member, false)).id;
+	END IF;
+	SELECT count(*) INTO n FROM loyalty.ledger l
 	 WHERE l.program_id = p.id AND l.kind = 'redeem' AND l.reference = cancel_redemption.reference
-	   AND l.track_id IS NULL;
-	IF NOT FOUND THEN
+	   AND l.track_id IS NULL AND (who IS NULL OR l.member_id = who);
+	IF n = 0 AND member IS NOT NULL THEN
+		RAISE EXCEPTION 'no redemption with reference "%" in loyalty program "%"', reference, p.code
+			USING ERRCODE = 'LY015', DETAIL = format('Member "%s" has none.', member),
+				  HINT = 'Only redeem() and redeem_reward() calls made with a reference can be cancelled.';
+	ELSIF n = 0 THEN
 		RAISE EXCEPTION 'no redemption with reference "%" in loyalty program "%"', reference, p.code
 			USING ERRCODE = 'LY015',
 				  HINT = 'Only redeem() and redeem_reward() calls made with a reference can be cancelled.';
+	ELSIF n > 1 THEN
+		RAISE EXCEPTION 'reference "%" names redemptions of % members in loyalty program "%"',
+						reference, n, p.code
+			USING ERRCODE = 'LY021',
+				  DETAIL = 'A reference is unique per member, not per program.',
+				  HINT = 'Pass member => the key of the member whose redemption to cancel.';
 	END IF;
+	SELECT * INTO d FROM loyalty.ledger l
+	 WHERE l.program_id = p.id AND l.kind = 'redeem' AND l.reference = cancel_redemption.reference
+	   AND l.track_id IS NULL AND (who IS NULL OR l.member_id = who);
 	SELECT * INTO m FROM loyalty.members WHERE id = d.member_id FOR UPDATE;
 	SELECT * INTO c FROM loyalty.ledger l
-	 WHERE l.program_id = p.id AND l.kind = 'cancel' AND l.reference = cancel_redemption.reference;
+	 WHERE l.program_id = p.id AND l.member_id = m.id AND l.kind = 'cancel'
+	   AND l.reference = cancel_redemption.reference;
 	IF FOUND THEN
 		RETURN c;
 	END IF;
@@ -163,6 +183,6 @@ BEGIN
 	RETURN c;
 END
 $$;
-COMMENT ON FUNCTION loyalty.cancel_redemption(text, text) IS
+COMMENT ON FUNCTION loyalty.cancel_redemption(text, text, text) IS
 	'give back the points of a redeem or redeem_reward with their original expiry; idempotent';
 

@@ -230,18 +230,22 @@ CREATE TABLE loyalty.ledger (
 	-- which costs more than the single-row purchase insert it guards.
 );
 CREATE INDEX ledger_member_time ON loyalty.ledger (member_id, effective_at, id);
--- requests through the API are idempotent on (program, operation, reference)
+-- requests through the API are idempotent on (program, member, operation,
+-- reference): a reference is the member's own, so that a member's requests
+-- are checked where the member's rows are
 CREATE UNIQUE INDEX ledger_reference ON loyalty.ledger
-	(program_id, (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END), reference)
+	(program_id, member_id, (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END), reference)
 	WHERE reference IS NOT NULL AND track_id IS NULL
 	  AND kind IN ('earn', 'pending', 'redeem', 'adjust');
 -- a tracked purchase is awarded once: its initial entry is unique
 CREATE UNIQUE INDEX ledger_purchase_award ON loyalty.ledger (track_id, reference)
 	WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending');
--- a redemption is cancelled once; a transfer has one leg of each sign
-CREATE UNIQUE INDEX ledger_cancel_reference ON loyalty.ledger (program_id, reference)
+-- a redemption is cancelled once; a reference names one transfer sent and
+-- one received per member
+CREATE UNIQUE INDEX ledger_cancel_reference ON loyalty.ledger (program_id, member_id, reference)
 	WHERE kind = 'cancel' AND reference IS NOT NULL;
-CREATE UNIQUE INDEX ledger_transfer_reference ON loyalty.ledger (program_id, reference, (points < 0))
+CREATE UNIQUE INDEX ledger_transfer_reference ON loyalty.ledger
+	(program_id, member_id, reference, (points < 0))
 	WHERE kind = 'transfer' AND reference IS NOT NULL;
 -- BI tools filter the ledger by date; a BRIN index costs next to nothing on
 -- insert because entries arrive roughly in effective order.
@@ -331,8 +335,8 @@ CREATE TABLE loyalty.reward_redemptions (
 	redeemed_at		timestamptz NOT NULL,
 	cancelled_at	timestamptz
 );
-CREATE UNIQUE INDEX reward_redemptions_reference ON loyalty.reward_redemptions (program_id, reference)
-	WHERE reference IS NOT NULL;
+CREATE UNIQUE INDEX reward_redemptions_reference ON loyalty.reward_redemptions
+	(program_id, member_id, reference) WHERE reference IS NOT NULL;
 CREATE INDEX reward_redemptions_member ON loyalty.reward_redemptions (member_id, reward_id, redeemed_at);
 COMMENT ON TABLE loyalty.reward_redemptions IS
 	'one row per redeem_reward(); cancelled_at is set by cancel_redemption()';
@@ -374,7 +378,7 @@ CREATE TABLE loyalty.events (
 	points			bigint NOT NULL,
 	ledger_id		bigint NOT NULL,
 	recorded_at		timestamptz NOT NULL DEFAULT now(),
-	UNIQUE (program_id, reference)
+	UNIQUE (program_id, member_id, reference)
 );
 CREATE INDEX events_member ON loyalty.events (member_id, action, occurred_at);
 -- a member is referred once per referral action

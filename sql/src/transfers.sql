@@ -35,26 +35,33 @@ BEGIN
 				  HINT = 'Register it with loyalty.register_cause(), or use loyalty.transfer().';
 	END IF;
 
+	-- the reference is the sender's: its debit leg names the transfer, and the
+	-- receiver's credit leg carries the same reference
 	IF reference IS NOT NULL THEN
 		SELECT * INTO debit FROM loyalty.ledger l
-		 WHERE l.program_id = p.id AND l.kind = 'transfer' AND l.reference = _transfer.reference
-		   AND l.points < 0;
-		IF FOUND THEN
-			SELECT * INTO credit FROM loyalty.ledger l
-			 WHERE l.program_id = p.id AND l.kind = 'transfer' AND l.reference = _transfer.reference
-			   AND l.points > 0;
-			IF debit.member_id <> a.id OR credit.member_id <> b.id OR debit.points <> -points THEN
-				RAISE EXCEPTION 'reference "%" was already used for a different transfer in program "%"',
-								reference, p.code
-					USING ERRCODE = 'LY004',
-						  DETAIL = format('Ledger entries %s and %s move %s points from member id %s to member id %s.',
-										  debit.id, credit.id, credit.points, debit.member_id,
-										  credit.member_id),
-						  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
-			END IF;
+		 WHERE l.program_id = p.id AND l.member_id = a.id AND l.kind = 'transfer'
+		   AND l.reference = _transfer.reference AND l.points < 0;
+		SELECT * INTO credit FROM loyalty.ledger l
+		 WHERE l.program_id = p.id AND l.member_id = b.id AND l.kind = 'transfer'
+		   AND l.reference = _transfer.reference AND l.points > 0;
+		IF debit.id IS NOT NULL AND credit.id IS NOT NULL AND debit.points = -points
+		   AND credit.points = points AND debit.recorded_at = credit.recorded_at
+		   AND debit.reason = format('%s to %s', what, b.member_key)
+		   AND credit.reason = format('%s from %s', what, a.member_key) THEN
 			RETURN NEXT debit;
 			RETURN NEXT credit;
 			RETURN;
+		END IF;
+		IF debit.id IS NOT NULL OR credit.id IS NOT NULL THEN
+			RAISE EXCEPTION 'reference "%" was already used for a different transfer in program "%"',
+							reference, p.code
+				USING ERRCODE = 'LY004',
+					  DETAIL = CASE WHEN debit.id IS NOT NULL
+								THEN format('Ledger entry %s sends %s points from member "%s".',
+											debit.id, -debit.points, a.member_key)
+								ELSE format('Ledger entry %s gives %s points to member "%s".',
+											credit.id, credit.points, b.member_key) END,
+					  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
 		END IF;
 	END IF;
 

@@ -221,8 +221,9 @@ class Gen:
             x = r.random()
             used = model.refs[kind]
             if used and x < 0.12:
-                rr = r.choice(sorted(used))
-                return rr, used[rr]
+                # a used reference (the member's own, keyed (member, reference))
+                slot = r.choice(sorted(used))
+                return slot[1], used[slot]
             if x < 0.4:
                 refs[kind] += 1
                 return '%s%d' % (kind[0], refs[kind]), None

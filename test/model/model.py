@@ -364,6 +364,7 @@ class Model:
         self.next_id = 1
         self.refs = {'earn': {}, 'redeem': {}, 'adjust': {}, 'transfer': {}}
         self.ref_entries = {}
+        self.received = {}   # (receiver, reference) -> the transfer
         # tracked purchases: the table as it is now, and per purchase reference the
         # awards per member (net points, own lots) and whether a first award exists
         self.orders = {}              # id -> dict(c, amount, at (instant or None), status, p_time)
@@ -554,14 +555,19 @@ class Model:
         """idempotency on reference: True for a repeat, LY004 for a conflicting use"""
         if ref is None:
             return False
-        if ref in self.refs[kind]:
-            if self.refs[kind][ref] == key:
-                self.returned = self.ref_entries[(kind, ref)]
+        # a reference is the member's own (the sender's for a transfer); a
+        # transfer's receiver holds it too
+        slot = (key[0], ref)
+        if kind == 'transfer' and slot not in self.refs[kind] and (key[1], ref) in self.received:
+            raise OpError('LY004', 'reference %s received by %s in %r' % (ref, key[1], self.received[(key[1], ref)]))
+        if slot in self.refs[kind]:
+            if self.refs[kind][slot] == key:
+                self.returned = self.ref_entries[(kind, slot)]
                 # "writes nothing"; whether it still writes due expiries is left open
                 for m in key[:2] if kind == 'transfer' else key[:1]:
                     self._settle(m, self.nows[-1], certain=False)
                 return True
-            raise OpError('LY004', 'reference %s used for %r' % (ref, self.refs[kind][ref]))
+            raise OpError('LY004', 'reference %s used for %r' % (ref, self.refs[kind][slot]))
         return False
 
     def op_earn(self, o, now):
@@ -573,8 +579,8 @@ class Model:
         at = self.resolve(o.get('at'), now)
         self._credit_award(m, pts, at, now, kind_hint='earn', note='earn ref=%s' % ref)
         if ref is not None:
-            self.refs['earn'][ref] = (m, pts)
-            self.ref_entries[('earn', ref)] = self.entries[n0:]
+            self.refs['earn'][(m, ref)] = (m, pts)
+            self.ref_entries[('earn', (m, ref))] = self.entries[n0:]
         self._settle(m, now)
 
     def _credit_award(self, m, pts, at, now, kind_hint='earn', purchase=None, note=''):
@@ -605,8 +611,8 @@ class Model:
         n0 = len(self.entries)
         self._spend(m, pts, now, 'redeem', note='redeem ref=%s' % ref)
         if ref is not None:
-            self.refs['redeem'][ref] = (m, pts)
-            self.ref_entries[('redeem', ref)] = self.entries[n0:]
+            self.refs['redeem'][(m, ref)] = (m, pts)
+            self.ref_entries[('redeem', (m, ref))] = self.entries[n0:]
         self._settle(m, now)
 
     def op_adjust(self, o, now):
@@ -621,8 +627,8 @@ class Model:
         else:
             self._spend(m, -delta, now, 'adjust', note='adjust ref=%s' % ref)
         if ref is not None:
-            self.refs['adjust'][ref] = (m, delta)
-            self.ref_entries[('adjust', ref)] = self.entries[n0:]
+            self.refs['adjust'][(m, ref)] = (m, delta)
+            self.ref_entries[('adjust', (m, ref))] = self.entries[n0:]
         self._settle(m, now)
 
     def op_transfer(self, o, now):
@@ -637,8 +643,9 @@ class Model:
         e = self._spend(a, pts, now, 'transfer', note='transfer to %s ref=%s' % (b, ref))
         self._new_entry(b, 'transfer', now, now, True, lots=dict(e.lots), note='transfer from %s ref=%s' % (a, ref))
         if ref is not None:
-            self.refs['transfer'][ref] = (a, b, pts)
-            self.ref_entries[('transfer', ref)] = self.entries[n0:]
+            self.refs['transfer'][(a, ref)] = (a, b, pts)
+            self.received[(b, ref)] = (a, b, pts)
+            self.ref_entries[('transfer', (a, ref))] = self.entries[n0:]
         self._settle(a, now)
         self._settle(b, now)
 

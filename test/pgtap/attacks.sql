@@ -287,7 +287,7 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
 		'loyalty.set_tier(text,text,timestamp with time zone,text,text)',
 		'loyalty.tier_progress(text,timestamp with time zone,text)',
 		'loyalty.redeem_reward(text,text,text,text)',
-		'loyalty.cancel_redemption(text,text)',
+		'loyalty.cancel_redemption(text,text,text)',
 		'loyalty.transfer(text,text,bigint,text,text)',
 		'loyalty.register_cause(text,text,text)',
 		'loyalty.donate(text,text,bigint,text,text)',

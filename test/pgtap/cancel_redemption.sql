@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(37);
+SELECT plan(43);
 
 \ir lib/error_text.psql
 
@@ -113,6 +113,26 @@ UPDATE orders SET status = 'refunded' WHERE id = 1;
 SELECT is(loyalty.balance('deb'), -100::bigint, 'a refund after the redemption left debt');
 SELECT ok((loyalty.cancel_redemption('d-r')).id IS NOT NULL, 'cancelling the redemption');
 SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'deb'), '{}', 'pays the debt');
+
+------------------------------------------------------------------------------
+-- a reference is the member's own: two members' redemptions under one
+------------------------------------------------------------------------------
+DO $$ BEGIN
+	PERFORM loyalty.earn(k, 40, 'seed-' || k, now() - interval '1 day') FROM unnest('{mix,old}'::text[]) k;
+END $$;
+SELECT ok((loyalty.redeem('mix', 10, 'same')).id IS NOT NULL AND (loyalty.redeem('old', 15, 'same')).id IS NOT NULL,
+	'two members redeem under the same reference');
+CREATE TEMP TABLE before_same AS SELECT loyalty.balance('old') AS old, loyalty.balance('mix') AS mix;
+SELECT is(pg_temp.err($$SELECT loyalty.cancel_redemption('same')$$),
+	'LY021: reference "same" names redemptions of 2 members in loyalty program "shop" | A reference is unique per member, not per program. | Pass member => the key of the member whose redemption to cancel.',
+	'without the member, an ambiguous reference: LY021');
+SELECT is((loyalty.cancel_redemption('same', member => 'old')).points, 15::bigint, 'with the member: that member''s redemption');
+SELECT is(ARRAY[loyalty.balance('old') - old, loyalty.balance('mix') - mix], '{15,0}'::bigint[],
+	'old has its 15 back, mix not') FROM before_same;
+SELECT is((loyalty.cancel_redemption('same', member => 'old')).points, 15::bigint, 'a repeat returns the same cancellation');
+SELECT is(pg_temp.err($$SELECT loyalty.cancel_redemption('same', member => 'ann')$$),
+	'LY015: no redemption with reference "same" in loyalty program "shop" | Member "ann" has none. | Only redeem() and redeem_reward() calls made with a reference can be cancelled.',
+	'a member without that redemption: LY015');
 
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds every balance in line with the ledger');
 

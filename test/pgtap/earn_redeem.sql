@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(67);
+SELECT plan(69);
 
 -- main: points expire 30 days (UTC) after they are earned
 INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_interval, is_default)
@@ -63,12 +63,19 @@ SELECT is(loyalty.balance('ann'), 300::bigint, 'and credits nothing more');
 SELECT is((SELECT count(*) FROM loyalty.ledger WHERE reference = 'o-1'), 1::bigint, 'one ledger entry for the reference');
 SELECT throws_ok($$SELECT loyalty.earn('ann', 101, 'o-1')$$, 'LY004',
 	'reference "o-1" was already used for a different earn in program "main"', 'same reference, other points');
-SELECT throws_ok($$SELECT loyalty.earn('bob', 100, 'o-1')$$, 'LY004',
-	'reference "o-1" was already used for a different earn in program "main"', 'same reference, other member');
+SELECT isnt((loyalty.earn('bob', 100, 'o-1')).id, (SELECT id FROM e1),
+			'references are per member: the same reference for another member is its own request');
 SELECT isnt((loyalty.earn('ann', 5, 'o-1', program => 'never')).id, (SELECT id FROM e1),
 			'references are per program');
 SELECT is(loyalty.balance('ann', program => 'never'), 5::bigint, 'and the other program credits its own request');
-SELECT is(loyalty.balance('bob'), 0::bigint, 'the refused request credited nobody');
+SELECT is(loyalty.balance('bob'), 100::bigint, 'and credits the other member');
+SELECT is((loyalty.earn('bob', 100, 'o-1')).id,
+		  (SELECT l.id FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+			WHERE m.member_key = 'bob' AND l.reference = 'o-1'),
+		  'whose retry returns its own entry');
+SELECT throws_ok($$SELECT loyalty.earn('bob', 99, 'o-1')$$, 'LY004',
+	'reference "o-1" was already used for a different earn in program "main"',
+	'and whose other use of the reference is refused');
 
 ------------------------------------------------------------------------------
 -- redeem: FIFO by soonest expiry

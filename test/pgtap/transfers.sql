@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(44);
+SELECT plan(45);
 
 \ir lib/error_text.psql
 
@@ -68,16 +68,19 @@ SELECT is((SELECT array_agg(id ORDER BY id) FROM loyalty.transfer('ann', 'bob', 
 	'a repeat returns the first two entries');
 SELECT is(loyalty.balance('ann') + loyalty.balance('bob'), 150::bigint, 'and moves nothing');
 SELECT is(pg_temp.err($$SELECT loyalty.transfer('ann', 'bob', 71, 't1')$$),
-	format('LY004: reference "t1" was already used for a different transfer in program "shop" | Ledger entries %s and %s move 70 points from member id %s to member id %s. | Use a new reference for a new request; repeat a request with the same arguments.',
-		   (SELECT min(id) FROM t1), (SELECT max(id) FROM t1),
-		   (SELECT id FROM loyalty.members WHERE member_key = 'ann' AND program_id = 1),
-		   (SELECT id FROM loyalty.members WHERE member_key = 'bob')),
+	format('LY004: reference "t1" was already used for a different transfer in program "shop" | Ledger entry %s sends 70 points from member "ann". | Use a new reference for a new request; repeat a request with the same arguments.',
+		   (SELECT min(id) FROM t1)),
 	'the reference with other points: LY004');
-SELECT throws_ok($$SELECT loyalty.transfer('bob', 'ann', 70, 't1')$$, 'LY004', NULL, 'the reference the other way round');
 SELECT throws_ok($$SELECT loyalty.transfer('ann', 'cat', 70, 't1')$$, 'LY004', NULL, 'the reference to another receiver');
+SELECT is(pg_temp.err($$SELECT loyalty.transfer('cat', 'bob', 70, 't1')$$),
+	format('LY004: reference "t1" was already used for a different transfer in program "shop" | Ledger entry %s gives 70 points to member "bob". | Use a new reference for a new request; repeat a request with the same arguments.',
+		   (SELECT max(id) FROM t1)),
+	'another sender''s reference that the receiver already received: LY004');
+SELECT is((SELECT array_agg(points ORDER BY id) FROM loyalty.transfer('bob', 'ann', 5, 't1')), '{-5,5}'::bigint[],
+	'references are per member: bob may send with the reference he received');
 SELECT is((SELECT count(*) FROM loyalty.transfer('bob', 'ann', 5)), 2::bigint, 'without a reference: a new transfer each time');
 SELECT is((SELECT count(*) FROM loyalty.transfer('bob', 'ann', 5)), 2::bigint, 'and another');
-SELECT is(loyalty.balance('bob'), 60::bigint, 'bob gave 10 back');
+SELECT is(loyalty.balance('bob'), 55::bigint, 'bob gave 15 back');
 SELECT is((SELECT count(*) FROM loyalty.transfer(1, 2, 30, 'k-t')), 2::bigint, 'any key type through the anyelement version');
 SELECT is(loyalty.balance(2), 30::bigint, 'member 2 got 30');
 
