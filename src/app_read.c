@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -16,6 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "app_tables.h"
 
@@ -247,4 +249,69 @@ loyalty_customer_keys(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * The row that a DELETE on a partition of a tracked table may have been:
+ * an UPDATE that changes a row's partition key moves the row, and
+ * PostgreSQL runs the move as a DELETE from the old partition and an
+ * INSERT into the new one, firing the old partition's DELETE row trigger
+ * and no UPDATE or statement INSERT trigger.  When that trigger fires (at
+ * the end of the statement) the moved row is in another partition of the
+ * same root, under the same reference.  Returns that row, in the layout of
+ * the partition's own tuple descriptor (one column per attribute of part,
+ * NULL for dropped ones), or NULL when there is none or more than one.
+ * Runs as the root table's owner, as every read of an application table.
+ */
+HeapTuple
+loyalty_moved_row(Oid rootid, Relation part, HeapTuple old, const int *refs, int nrefs,
+				  TupleDesc *desc)
+{
+	TupleDesc	pdesc = RelationGetDescr(part);
+	StringInfoData sql;
+	Oid		   *argtypes = palloc((nrefs + 1) * sizeof(Oid));
+	Datum	   *values = palloc((nrefs + 1) * sizeof(Datum));
+	AsOwner		saved;
+	int			rc;
+
+	if (!OidIsValid(rootid) || nrefs <= 0 || old == NULL)
+		elog(ERROR, "loyalty_moved_row: invalid arguments");
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (int i = 0; i < pdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(pdesc, i);
+
+		if (i > 0)
+			appendStringInfoString(&sql, ", ");
+		if (att->attisdropped)
+			appendStringInfoString(&sql, "NULL");
+		else
+			appendStringInfoString(&sql, quote_identifier(NameStr(att->attname)));
+	}
+	appendStringInfo(&sql, " FROM %s WHERE tableoid <> $1", qualified_name(rootid));
+	argtypes[0] = OIDOID;
+	values[0] = ObjectIdGetDatum(RelationGetRelid(part));
+	for (int i = 0; i < nrefs; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(pdesc, refs[i] - 1);
+		bool		isnull;
+
+		values[i + 1] = heap_getattr(old, refs[i], pdesc, &isnull);
+		if (isnull)
+			return NULL;
+		argtypes[i + 1] = att->atttypid;
+		appendStringInfo(&sql, " AND %s = $%d", quote_identifier(NameStr(att->attname)), i + 2);
+	}
+	appendStringInfoString(&sql, " LIMIT 2");
+
+	loyalty_become_owner(rootid, &saved);
+	rc = SPI_execute_with_args(sql.data, nrefs + 1, argtypes, values, NULL, false, 2);
+	loyalty_end_owner(&saved);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look for a moved purchase");
+	if (SPI_processed != 1)
+		return NULL;
+	*desc = SPI_tuptable->tupdesc;
+	return SPI_tuptable->vals[0];
 }

@@ -9,6 +9,8 @@
 #include "postgres.h"
 
 #include "access/attnum.h"
+#include "access/htup.h"
+#include "utils/relcache.h"
 #include "fmgr.h"
 
 /* what a column is read for decides the types it may have */
@@ -69,5 +71,9 @@ extern void loyalty_read_tracked(int32 track_id, TrackedRow *t);
 extern Problem *loyalty_tracked_problem(TrackedRow *t);
 extern bool loyalty_read_customers(int32 program_id, Oid *relid, char **column);
 extern Problem *loyalty_customers_problem(Oid relid, char *column, AttrNumber *attnum);
+
+/* app_read.c */
+extern HeapTuple loyalty_moved_row(Oid rootid, Relation part, HeapTuple old, const int *refs,
+								   int nrefs, TupleDesc *desc);
 
 #endif

@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -13,6 +14,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "app_tables.h"
 #include "loyalty_util.h"
 #include "purchase.h"
 
@@ -236,6 +238,74 @@ settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purch
 	loyalty_write_upgrades(prog, &m);
 }
 
+/*
+ * An UPDATE's correction: the old version's award moves to the new one
+ * (another member, another reference), or is brought to what the new
+ * version earns.
+ */
+static void
+correct_purchase(TrackCols *tc, ProgramConf *prog, bool has_old, Purchase *oldp, bool has_new,
+				 Purchase *newp)
+{
+	bool		same = has_old && has_new &&
+		strcmp(oldp->member_key, newp->member_key) == 0 &&
+		strcmp(oldp->reference, newp->reference) == 0;
+
+	if (has_old && has_new && strcmp(oldp->member_key, newp->member_key) != 0)
+	{
+		/*
+		 * A move touches two members: lock both first, in id order, as
+		 * transfer() does, so that a concurrent transfer between them
+		 * cannot deadlock with it.
+		 */
+		MemberState both[2];
+		bool		old_first = loyalty_member_order(oldp->key_hash, oldp->member_key,
+													 newp->key_hash, newp->member_key) < 0;
+
+		memset(both, 0, sizeof(both));
+		both[0].key = old_first ? oldp->member_key : newp->member_key;
+		both[0].key_hash = old_first ? oldp->key_hash : newp->key_hash;
+		both[1].key = old_first ? newp->member_key : oldp->member_key;
+		both[1].key_hash = old_first ? newp->key_hash : oldp->key_hash;
+		loyalty_lock_members(tc, false, both, 2);
+	}
+	if (has_old && !same)
+		settle_purchase(tc, prog, oldp, false, oldp, "purchase moved");
+	if (has_new)
+		settle_purchase(tc, prog, newp, true, same ? oldp : NULL,
+						newp->reversed ? "purchase refunded" : "purchase amount changed");
+}
+
+/*
+ * A row deleted from a partition that is in another partition of the
+ * tracked table now, under the same reference, was moved by an UPDATE of
+ * its partition key (app_read.c, loyalty_moved_row): read it as the new
+ * version of the purchase.
+ */
+static bool
+moved_purchase(TrackCols *tc, ProgramConf *prog, Relation rel, HeapTuple old, Purchase *newp)
+{
+	List	   *ancestors;
+	HeapTuple	row;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	bool		found;
+
+	if (!rel->rd_rel->relispartition)
+		return false;
+	ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	if (ancestors == NIL)
+		return false;
+	row = loyalty_moved_row(llast_oid(ancestors), rel, old, tc->ref, tc->nref, &desc);
+	if (row == NULL)
+		return false;
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(row, slot, false);
+	found = loyalty_read_purchase(slot, tc, prog, newp);
+	ExecDropSingleTupleTableSlot(slot);
+	return found;
+}
+
 Datum
 loyalty_purchase_change(PG_FUNCTION_ARGS)
 {
@@ -275,39 +345,13 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		if (has_old)
+		if (has_old && moved_purchase(&tc, prog, rel, trigdata->tg_trigtuple, &newp))
+			correct_purchase(&tc, prog, has_old, &oldp, true, &newp);
+		else if (has_old)
 			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase deleted");
 	}
 	else
-	{
-		bool		same = has_old && has_new &&
-			strcmp(oldp.member_key, newp.member_key) == 0 &&
-			strcmp(oldp.reference, newp.reference) == 0;
-
-		if (has_old && has_new && strcmp(oldp.member_key, newp.member_key) != 0)
-		{
-			/*
-			 * A move touches two members: lock both first, in id order, as
-			 * transfer() does, so that a concurrent transfer between them
-			 * cannot deadlock with it.
-			 */
-			MemberState both[2];
-			bool		old_first = loyalty_member_order(oldp.key_hash, oldp.member_key,
-														 newp.key_hash, newp.member_key) < 0;
-
-			memset(both, 0, sizeof(both));
-			both[0].key = old_first ? oldp.member_key : newp.member_key;
-			both[0].key_hash = old_first ? oldp.key_hash : newp.key_hash;
-			both[1].key = old_first ? newp.member_key : oldp.member_key;
-			both[1].key_hash = old_first ? newp.key_hash : oldp.key_hash;
-			loyalty_lock_members(&tc, false, both, 2);
-		}
-		if (has_old && !same)
-			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase moved");
-		if (has_new)
-			settle_purchase(&tc, prog, &newp, true, same ? &oldp : NULL,
-							newp.reversed ? "purchase refunded" : "purchase amount changed");
-	}
+		correct_purchase(&tc, prog, has_old, &oldp, has_new, &newp);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

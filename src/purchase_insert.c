@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
+
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -32,8 +34,19 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	PendingRows rows = {0};
 	bool	   *went_in;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+	/*
+	 * Also as the AFTER UPDATE statement trigger of a partitioned table: an
+	 * UPDATE that moves a row to another partition fires no UPDATE row
+	 * trigger and no INSERT statement trigger, only the old partition's
+	 * DELETE row trigger.  Every new row of the UPDATE passes through here;
+	 * those whose award exists (all but moved rows whose reference changed)
+	 * write nothing, as a replayed insert writes nothing.
+	 */
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
+		   trigdata->tg_relation->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)) ||
+		trigdata->tg_newtable == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("loyalty.purchase_insert() must run as an AFTER INSERT statement trigger with a NEW TABLE"),

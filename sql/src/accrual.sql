@@ -35,12 +35,53 @@ CREATE FUNCTION loyalty._drop_triggers(tbl regclass) RETURNS void
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t name;
+	t record;
 BEGIN
-	FOR t IN SELECT tgname FROM pg_trigger
-			  WHERE tgrelid = tbl AND tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_change')
+	-- the table's, and the statement triggers of its partitions (the row
+	-- trigger's clones go with the table's)
+	FOR t IN SELECT g.tgname, g.tgrelid::regclass AS rel FROM pg_trigger g
+			  WHERE (g.tgrelid = tbl AND g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_change',
+													  'loyalty_purchase_moves'))
+				 OR (g.tgrelid IN (SELECT relid FROM pg_partition_tree(tbl) WHERE relid <> tbl)
+					 AND g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_moves')
+					 AND g.tgfoid = 'loyalty.purchase_insert()'::regprocedure)
 	LOOP
-		EXECUTE format('DROP TRIGGER %I ON %s', t, tbl);
+		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+	END LOOP;
+END
+$$;
+
+-- A statement trigger on a partitioned table fires only for statements
+-- that name it: an INSERT straight into a partition fires the partition's.
+-- So every partition of a tracked table, at every level, gets the insert
+-- trigger too (the row trigger is cloned to partitions by PostgreSQL).  An
+-- UPDATE that moves a row to another partition fires only the old
+-- partition's DELETE row trigger: the partitioned table and its partitioned
+-- partitions get an UPDATE statement trigger that passes the new rows
+-- through the insert trigger's function, which awards the moved ones
+-- (src/purchase_insert.c).  Called by track_purchases() and, for partitions
+-- created or attached later, by the event trigger loyalty_partition_guard.
+CREATE FUNCTION loyalty._partition_triggers(tbl regclass, track_id integer) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+BEGIN
+	-- the insert trigger on every partition; the moves trigger on the table
+	-- and every partitioned partition
+	FOR t IN SELECT x.relid, g.name, g.event
+			   FROM pg_partition_tree(tbl) x JOIN pg_class c ON c.oid = x.relid
+			  CROSS JOIN (VALUES ('loyalty_purchase_insert', 'INSERT'),
+								 ('loyalty_purchase_moves', 'UPDATE')) AS g(name, event)
+			  WHERE CASE g.event WHEN 'INSERT' THEN x.relid <> tbl AND c.relkind IN ('r', 'p')
+								 ELSE c.relkind = 'p' END
+				AND NOT EXISTS (SELECT 1 FROM pg_trigger y WHERE y.tgrelid = x.relid AND y.tgname = g.name)
+			  ORDER BY x.level, x.relid::regclass::text, g.name LOOP
+		EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s'
+					   ' REFERENCING NEW TABLE AS loyalty_new_purchases'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
+					   t.name, t.event, t.relid::regclass, track_id);
 	END LOOP;
 END
 $$;
@@ -81,6 +122,7 @@ BEGIN
 	EXECUTE format('CREATE TRIGGER loyalty_purchase_change AFTER UPDATE OR DELETE ON %s'
 				   ' FOR EACH ROW EXECUTE FUNCTION loyalty.purchase_change(%L)',
 				   tbl, track_id);
+	PERFORM loyalty._partition_triggers(tbl, track_id);
 	RETURN track_id;
 END
 $$;

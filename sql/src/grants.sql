@@ -70,7 +70,7 @@ BEGIN
 		 'tier_progress,set_tier,redeem_reward,cancel_redemption,transfer,donate,register_cause,'
 		 'record_event,points_for,expiring_points,_program', 'loyalty_app'),
 		-- configuration and operation
-		('track_purchases,untrack_purchases,_program,_drop_triggers,purchase_insert,'
+		('track_purchases,untrack_purchases,_program,_drop_triggers,_partition_triggers,purchase_insert,'
 		 'purchase_change,run_maintenance,refresh_reports,verify,points_for,_tracked_table_save,'
 		 '_tracked_table_deactivate,set_kpi_customers,_kpi_customers_save', 'loyalty_admin'))
 		AS x(funcs, roles)

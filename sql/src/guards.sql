@@ -94,6 +94,43 @@ BEGIN
 END
 $$;
 
+-- Partitions follow their tracked table: one created (CREATE TABLE ...
+-- PARTITION OF) or attached gets the statement triggers; one detached loses
+-- them, so that inserts into it neither earn nor fail.
+CREATE FUNCTION loyalty._partition_guard() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, loyalty, pg_temp
+AS $$
+DECLARE
+	t record;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
+					WHERE d.classid = 'pg_class'::regclass AND d.object_type IN ('table', 'table column')) THEN
+		RETURN;
+	END IF;
+	FOR t IN SELECT x.id, x.table_name FROM loyalty.tracked_tables x
+			   JOIN pg_class c ON c.oid = x.table_name
+			  WHERE x.active AND c.relkind = 'p' LOOP
+		PERFORM loyalty._partition_triggers(t.table_name, t.id);
+	END LOOP;
+	FOR t IN SELECT g.tgname, g.tgrelid::regclass AS rel FROM pg_trigger g
+			  WHERE g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_moves')
+				AND g.tgfoid = 'loyalty.purchase_insert()'::regprocedure
+				AND NOT EXISTS (SELECT 1 FROM loyalty.tracked_tables x
+								 WHERE x.id = split_part(encode(g.tgargs, 'escape'), '\000', 1)::integer
+								   AND x.table_name IS NOT NULL
+								   AND (x.table_name = g.tgrelid
+										OR g.tgrelid IN (SELECT relid FROM pg_partition_tree(x.table_name))))
+				AND EXISTS (SELECT 1 FROM loyalty.tracked_tables x
+							 WHERE x.id = split_part(encode(g.tgargs, 'escape'), '\000', 1)::integer
+							   AND x.table_name IS NOT NULL AND x.table_name <> g.tgrelid) LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+	END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER loyalty_partition_guard ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+	EXECUTE FUNCTION loyalty._partition_guard();
 CREATE EVENT TRIGGER loyalty_alter_guard ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
 	EXECUTE FUNCTION loyalty._alter_guard();
 CREATE EVENT TRIGGER loyalty_drop_guard ON sql_drop

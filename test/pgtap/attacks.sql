@@ -307,7 +307,10 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
 		'loyalty.purchase_change()',
 		-- event triggers: catalogs and loyalty's configuration only
 		'loyalty._alter_guard()',
-		'loyalty._drop_guard()'])$$,
+		'loyalty._drop_guard()',
+		-- creates and drops loyalty's statement triggers on partitions of
+		-- tracked tables; reads catalogs and loyalty's configuration only
+		'loyalty._partition_guard()'])$$,
 	'every SECURITY DEFINER function is on the reviewed list');
 SELECT ok(NOT has_function_privilege('loyalty_app', 'loyalty._lots_now(bigint)', 'EXECUTE'),
 	'loyalty_app may not call _lots_now (the views'' replay of a member, as the owner)');

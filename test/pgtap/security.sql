@@ -20,6 +20,7 @@ INSERT INTO runs_as_caller VALUES
   ('loyalty.track_purchases(regclass,name,name,name,name[],name,text[],name,name,name,text)', 'administration: needs rights on loyalty.tracked_tables and on the table'),
   ('loyalty.untrack_purchases(regclass)', 'administration, as track_purchases'),
   ('loyalty._drop_triggers(regclass)', 'helper of track/untrack_purchases'),
+  ('loyalty._partition_triggers(regclass,integer)', 'helper of track_purchases (as the caller) and of the event trigger loyalty_partition_guard'),
   ('loyalty._tracked_table_save(regclass,integer,name,name,name,name[],name,text[],name,name,name)', 'C: checks the calling role''s TRIGGER privilege, the table and its column types, then writes tracked_tables as its owner'),
   ('loyalty._tracked_table_deactivate(regclass)', 'C: the same check, then marks the row inactive as its owner'),
   ('loyalty._kpi_customers_save(integer,regclass,name)', 'C: checks the calling role''s SELECT on the key column, the table and the column type, then writes kpi_settings as its owner'),
