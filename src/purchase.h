@@ -40,6 +40,8 @@
 #include "rules.h"
 
 #define BONUS_SUFFIX "#first-purchase-bonus"
+/* the reason of the entry that awards a deleted purchase inserted again */
+#define REASON_REINSERTED "purchase inserted again"
 
 /* column positions in the tracked table, resolved per statement */
 typedef struct TrackCols
@@ -157,6 +159,7 @@ typedef enum PurchaseStmt
 	STMT_AWARD_OF,
 	STMT_AWARDED_ELSEWHERE,
 	STMT_INSERT_ENTRY,
+	STMT_TAKEN_BACK,
 	NUM_PURCHASE_STMTS
 } PurchaseStmt;
 
@@ -200,6 +203,10 @@ extern void loyalty_times_from_inserted(MemberState *members, int nmembers, Pend
 										const bool *went_in);
 extern void loyalty_write_upgrades(ProgramConf *prog, MemberState *m);
 
+/* purchase_change.c */
+extern void loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award,
+									Purchase *undo, const char *reason);
+
 /* purchase_write.c */
 extern int	loyalty_cstring_ptr_cmp(const void *a, const void *b);
 extern void loyalty_rows_add(PendingRows *rows, int member, int64 member_id, const char *kind,
@@ -208,7 +215,7 @@ extern void loyalty_rows_add(PendingRows *rows, int member, int64 member_id, con
 extern bool *loyalty_rows_insert(TrackCols *tc, PendingRows *rows, int from, int n);
 extern void loyalty_members_update(TrackCols *tc, MemberState *members, int nmembers);
 extern void loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m,
-									 PendingRows *rows);
+									 PendingRows *rows, bool *went_in);
 extern void loyalty_insert_entry(TrackCols *tc, MemberState *m, const char *kind, int64 points,
 								 Lots *lots, const char *reference, const char *reason,
 								 TimestampTz at);

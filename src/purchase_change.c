@@ -115,10 +115,10 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 		Lots	   *lots = loyalty_award_lots(prog, expiry, at, diff, &kind);
 		LotsBuf		delta;
 
-		if (has_initial)
-			loyalty_insert_entry(tc, m, "adjust", diff, lots, reference, "purchase amount changed", at);
-		else if (awarded_elsewhere(tc, reference))
-			loyalty_insert_entry(tc, m, "adjust", diff, lots, reference, "purchase moved", at);
+		if (has_initial || awarded_elsewhere(tc, reference))
+			loyalty_insert_entry(tc, m, "adjust", diff, lots, reference,
+								 strcmp(reason, REASON_REINSERTED) == 0 ? REASON_REINSERTED :
+								 has_initial ? "purchase amount changed" : "purchase moved", at);
 		else
 			loyalty_insert_entry(tc, m, kind, diff, lots, reference, NULL, at);
 		lotsbuf_from_lots(&delta, lots);
@@ -156,9 +156,9 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
  * and its activity with it: "undo" is the version of the purchase counted
  * so far (NULL when none was), taken out of the activity of its month.
  */
-static void
-settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purchase *undo,
-				const char *reason)
+void
+loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purchase *undo,
+						const char *reason)
 {
 	MemberState m;
 	PurchaseEarning e = {.expiry = &prog->expiry, .bonus_expiry = &prog->expiry};
@@ -270,10 +270,10 @@ correct_purchase(TrackCols *tc, ProgramConf *prog, bool has_old, Purchase *oldp,
 		loyalty_lock_members(tc, false, both, 2);
 	}
 	if (has_old && !same)
-		settle_purchase(tc, prog, oldp, false, oldp, "purchase moved");
+		loyalty_settle_purchase(tc, prog, oldp, false, oldp, "purchase moved");
 	if (has_new)
-		settle_purchase(tc, prog, newp, true, same ? oldp : NULL,
-						newp->reversed ? "purchase refunded" : "purchase amount changed");
+		loyalty_settle_purchase(tc, prog, newp, true, same ? oldp : NULL,
+								newp->reversed ? "purchase refunded" : "purchase amount changed");
 }
 
 /*
@@ -348,7 +348,7 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 		if (has_old && moved_purchase(&tc, prog, rel, trigdata->tg_trigtuple, &newp))
 			correct_purchase(&tc, prog, has_old, &oldp, true, &newp);
 		else if (has_old)
-			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase deleted");
+			loyalty_settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase deleted");
 	}
 	else
 		correct_purchase(&tc, prog, has_old, &oldp, has_new, &newp);

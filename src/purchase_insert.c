@@ -19,6 +19,68 @@ PG_FUNCTION_INFO_V1(loyalty_purchase_insert);
 
 #define INSERT_BATCH 10000
 
+static int
+purchase_ref_cmp(const void *a, const void *b)
+{
+	return strcmp((*(Purchase *const *) a)->reference, (*(Purchase *const *) b)->reference);
+}
+
+/*
+ * Exactly once per live purchase: a row whose award was refused because its
+ * reference was awarded before is a replay of a live purchase (nothing to
+ * do) -- unless what the reference was awarded has been taken back in full,
+ * as when the purchase was deleted: then the row is the purchase back, and
+ * it earns again as a correction does (an adjust, REASON_REINSERTED).
+ * Refused rows are rare outside restores, so the check costs nothing in the
+ * common case.
+ */
+static void
+award_reinserted(TrackCols *tc, ProgramConf *prog, Purchase *purchases, int npurchases,
+				 PendingRows *rows, const bool *went_in)
+{
+	Datum	   *refs = NULL;
+	int			nrefs = 0;
+	Datum		args[2];
+	char	  **back;
+	int			nback;
+	Purchase  **byref;
+
+	for (int i = 0; i < rows->n; i++)
+	{
+		if (went_in[i] || rows->amount[i] == NULL)
+			continue;			/* written, or a first-purchase bonus */
+		if (refs == NULL)
+			refs = palloc(sizeof(Datum) * rows->n);
+		refs[nrefs++] = rows->reference[i];
+	}
+	if (nrefs == 0)
+		return;
+	args[0] = Int32GetDatum(tc->track_id);
+	args[1] = PointerGetDatum(loyalty_array_of(refs, NULL, nrefs, TEXTOID));
+	if (loyalty_purchase_exec(STMT_TAKEN_BACK, tc, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the awards of purchases inserted again");
+	nback = (int) SPI_processed;
+	if (nback == 0)
+		return;
+	back = palloc(sizeof(char *) * nback);
+	for (int i = 0; i < nback; i++)
+		back[i] = loyalty_spi_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+	byref = palloc(sizeof(Purchase *) * npurchases);
+	for (int i = 0; i < npurchases; i++)
+		byref[i] = &purchases[i];
+	qsort(byref, npurchases, sizeof(Purchase *), purchase_ref_cmp);
+	for (int i = 0; i < nback; i++)
+	{
+		Purchase	key = {.reference = back[i]};
+		Purchase   *keyp = &key;
+		Purchase  **found = bsearch(&keyp, byref, npurchases, sizeof(Purchase *), purchase_ref_cmp);
+
+		if (found != NULL && !(*found)->duplicate)
+			loyalty_settle_purchase(tc, prog, *found, true, NULL, REASON_REINSERTED);
+	}
+}
+
 Datum
 loyalty_purchase_insert(PG_FUNCTION_ARGS)
 {
@@ -165,15 +227,16 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	}
 
 	/* the common case, one customer's purchase: one statement writes both */
+	went_in = palloc(sizeof(bool) * Max(rows.n, 1));
 	if (nmembers == 1 && rows.n > 0 && rows.n <= 16 && !members[0].replay)
 	{
-		loyalty_write_one_member(&tc, prog, &members[0], &rows);
+		loyalty_write_one_member(&tc, prog, &members[0], &rows, went_in);
 		loyalty_write_upgrades(prog, &members[0]);
+		award_reinserted(&tc, prog, purchases, npurchases, &rows, went_in);
 		goto done;
 	}
 
 	/* 4. write the ledger in batches; only what went in changes balances */
-	went_in = palloc(sizeof(bool) * Max(rows.n, 1));
 	for (int from = 0; from < rows.n; from += INSERT_BATCH)
 	{
 		int			n = Min(INSERT_BATCH, rows.n - from);
@@ -204,6 +267,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	loyalty_members_update(&tc, members, nmembers);
 	for (int i = 0; i < nmembers; i++)
 		loyalty_write_upgrades(prog, &members[i]);
+	award_reinserted(&tc, prog, purchases, npurchases, &rows, went_in);
 
 done:
 	SPI_finish();

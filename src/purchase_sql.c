@@ -169,6 +169,13 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		" AND kind IN ('earn', 'pending')",
 		2, {INT4OID, TEXTOID}
 	},
+	/* of refused awards, those whose purchase holds nothing: it was deleted */
+	[STMT_TAKEN_BACK] = {
+		"SELECT u.r FROM unnest($2) AS u(r)"
+		" WHERE (SELECT coalesce(sum(l.points), 0) FROM loyalty.ledger l"
+		" WHERE l.track_id = $1 AND l.reference = u.r) = 0",
+		2, {INT4OID, TEXTARRAYOID}
+	},
 	[STMT_INSERT_ENTRY] = {
 		"INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
 		" points, lots, reference, reason, effective_at)"

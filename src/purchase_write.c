@@ -215,7 +215,8 @@ times_args(MemberState *m, Datum *args, char *nulls, int i)
  * dated before the member's newest entry).
  */
 void
-loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *rows)
+loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *rows,
+						 bool *went_in_out)
 {
 	Datum		args[17];
 	char		nulls[17];
@@ -243,7 +244,11 @@ loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, Pendi
 		SPI_processed != 1)
 		elog(ERROR, "could not write ledger entries");
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 1)
+	{
+		for (int i = 0; i < rows->n; i++)
+			went_in_out[i] = true;
 		return;
+	}
 	prior = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 	prior_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(prior);
 
@@ -278,6 +283,7 @@ loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, Pendi
 			else
 				loyalty_uncount_row(prog, m, rows, i);
 		}
+		memcpy(went_in_out, went_in, sizeof(bool) * rows->n);
 		/* one customer: rows->member[i] is 0, m is that member */
 		loyalty_times_from_inserted(m, 1, rows, went_in);
 		loyalty_update_member(m, tc);

@@ -287,8 +287,8 @@ class Gen:
                 rows.append(row)
             return {'op': 'insert', 'rows': rows}
         if k == 'reinsert':
-            # a deleted order inserted again: as it was (a restore), or, one time in
-            # three, at another time (its reference has its award: nothing is awarded)
+            # a deleted order inserted again: as it was, or, one time in three, at
+            # another time (its award was taken back: it earns again)
             cands = sorted(i for i, row in model.deleted.items()
                            if i not in model.orders and row['at'] is not None and model.is_enrolled(row['c']))
             if not cands:

@@ -776,6 +776,15 @@ class Model:
                 self._settle(rr['c'], now)
             elif rr['c'] is not None:
                 self._settle(rr['c'], now, certain=False)
+        # concepts.md (automatic accrual): a purchase whose award was taken back
+        # in full is not live; inserted again it is the purchase back and earns
+        # again, as a correction does
+        for pid, rr in order:
+            if (rr['c'] is not None and self.row_points(rr) > 0 and pid in self.first_award and
+                    sum(a['net'] for a in self.awards.get(pid, {}).values()) == 0):
+                touched = self._settle_row(pid, rr['c'], rr, rr['p_time'], now, 'inserted again',
+                                           rr['at'] is None)
+                self._settle(rr['c'], now, certain=touched)
 
     def op_update(self, o, now):
         pid = o['id']

@@ -5,7 +5,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(14);
+SELECT plan(22);
 
 -- A purchase inserted again with the same reference (restoring the purchases
 -- table, as test/stress/run does, or replaying a load) is not awarded twice:
@@ -110,6 +110,36 @@ SELECT is((SELECT count(*) FROM loyalty.ledger) - (SELECT n FROM ledger_before),
           'back-dated rows of two members inserted again in one statement: no ledger row written');
 SELECT is((SELECT count(*) FROM loyalty.members m JOIN members_before b USING (id) WHERE row(m.*)::text = row(b.*)::text),
           3::bigint, 'and the member rows are unchanged, settled_at included');
+
+-- Exactly once per live purchase: a purchase deleted (its award taken back)
+-- and inserted again is live again and earns again; a replayed insert of a
+-- live row still earns nothing.
+CREATE TABLE sales (id int PRIMARY KEY, customer text, total numeric);
+SELECT loyalty.track_purchases('sales', 'customer', 'total') \g /dev/null
+INSERT INTO sales VALUES (1, 'cat', 30);
+DELETE FROM sales WHERE id = 1;
+SELECT is(loyalty.balance('cat'), 0::bigint, 'a deleted purchase is taken back');
+INSERT INTO sales VALUES (1, 'cat', 30);
+SELECT is(loyalty.balance('cat'), 30::bigint, 'inserted again, it earns again');
+SELECT is((SELECT string_agg(kind || ':' || points || ':' || coalesce(reason, ''), ', ' ORDER BY id)
+			 FROM loyalty.ledger WHERE reference = '1' AND track_id = (SELECT max(id) FROM loyalty.tracked_tables)),
+	'earn:30:, reverse:-30:purchase deleted, adjust:30:purchase inserted again',
+	'as a correction: an adjust "purchase inserted again"');
+TRUNCATE sales;
+INSERT INTO sales VALUES (1, 'cat', 30);
+SELECT is(loyalty.balance('cat'), 30::bigint, 'a replayed insert of the live row earns nothing');
+DELETE FROM sales WHERE id = 1;
+INSERT INTO sales VALUES (1, 'cat', 55);
+SELECT is(loyalty.balance('cat'), 55::bigint, 'deleted again and inserted with another amount: earns that amount');
+-- several customers in one statement (the batched path), one row back under another customer
+INSERT INTO sales VALUES (2, 'dan', 10), (3, 'dan', 20);
+DELETE FROM sales WHERE id IN (2, 3);
+INSERT INTO sales VALUES (2, 'dan', 10), (3, 'eve', 20), (4, 'eve', 5);
+SELECT is(ARRAY[loyalty.balance('dan'), loyalty.balance('eve')], '{10,25}'::bigint[],
+	'in one statement for several customers: each purchase back earns once, under its customer now');
+SELECT is((SELECT count(*) FROM loyalty.ledger WHERE reason = 'purchase inserted again'), 4::bigint,
+	'four purchases came back');
+SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds every balance in line with the ledger');
 
 SELECT * FROM finish();
 ROLLBACK;
