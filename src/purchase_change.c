@@ -70,18 +70,59 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, LotsBuf *own, boo
 	return net;
 }
 
-/* The purchase's initial award exists, for another member (it was moved). */
-static bool
-awarded_elsewhere(TrackCols *tc, const char *reference)
+/* The program of the purchase's initial award; 0 when it has none. */
+static int32
+award_program(TrackCols *tc, const char *reference)
 {
 	Datum		args[2];
+	bool		isnull;
 
 	args[0] = Int32GetDatum(tc->track_id);
 	args[1] = CStringGetTextDatum(reference);
 	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
-	if (loyalty_purchase_exec(STMT_AWARDED_ELSEWHERE, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (loyalty_purchase_exec(STMT_AWARD_PROGRAM, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
-	return SPI_processed > 0;
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The purchase's initial award exists, for another member (it was moved). */
+static bool
+awarded_elsewhere(TrackCols *tc, const char *reference)
+{
+	return award_program(tc, reference) != 0;
+}
+
+/*
+ * The purchase in a row, as the program that awarded it reads it: a
+ * purchase awarded before its table was tracked for another program is
+ * corrected in the program that awarded it (docs/concepts.md), so that it
+ * is never paid in two.  One that has no award belongs to the table's
+ * program now.  tc and prog are set to that program's.
+ */
+static bool
+read_row(Relation rel, HeapTuple tuple, const TrackCols *track, TrackCols *tc,
+		 ProgramConf **prog, Purchase *p)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	bool		has;
+	int32		awarded_in;
+
+	*tc = *track;
+	*prog = loyalty_program_conf(tc->program_id);
+	ExecStoreHeapTuple(tuple, slot, false);
+	has = loyalty_read_purchase(slot, tc, *prog, p);
+	if (has && (awarded_in = award_program(tc, p->reference)) != 0 &&
+		awarded_in != tc->program_id)
+	{
+		/* read again: a timestamp column is read in the program's time zone */
+		tc->program_id = awarded_in;
+		*prog = loyalty_program_conf(awarded_in);
+		has = loyalty_read_purchase(slot, tc, *prog, p);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return has;
 }
 
 /*
@@ -240,9 +281,11 @@ Datum
 loyalty_purchase_change(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TrackCols	tc;
-	ProgramConf *prog;
-	TupleTableSlot *slot;
+	TrackCols	track,
+				oldtc,
+				newtc;
+	ProgramConf *oldprog,
+			   *newprog = NULL;
 	Purchase	oldp,
 				newp;
 	bool		has_old,
@@ -260,23 +303,16 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	loyalty_purchase_plans_check();
-	loyalty_load_track(loyalty_track_id_arg(trigdata), rel, &tc);
-	prog = loyalty_program_conf(tc.program_id);
+	loyalty_load_track(loyalty_track_id_arg(trigdata), rel, &track);
 
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	ExecStoreHeapTuple(trigdata->tg_trigtuple, slot, false);
-	has_old = loyalty_read_purchase(slot, &tc, prog, &oldp);
+	has_old = read_row(rel, trigdata->tg_trigtuple, &track, &oldtc, &oldprog, &oldp);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		ExecStoreHeapTuple(trigdata->tg_newtuple, slot, false);
-		has_new = loyalty_read_purchase(slot, &tc, prog, &newp);
-	}
-	ExecDropSingleTupleTableSlot(slot);
+		has_new = read_row(rel, trigdata->tg_newtuple, &track, &newtc, &newprog, &newp);
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
 		if (has_old)
-			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase deleted");
+			settle_purchase(&oldtc, oldprog, &oldp, false, &oldp, "purchase deleted");
 	}
 	else
 	{
@@ -284,12 +320,14 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 			strcmp(oldp.member_key, newp.member_key) == 0 &&
 			strcmp(oldp.reference, newp.reference) == 0;
 
-		if (has_old && has_new && strcmp(oldp.member_key, newp.member_key) != 0)
+		if (has_old && has_new && strcmp(oldp.member_key, newp.member_key) != 0 &&
+			oldtc.program_id == newtc.program_id)
 		{
 			/*
 			 * A move touches two members: lock both first, in id order, as
 			 * transfer() does, so that a concurrent transfer between them
-			 * cannot deadlock with it.
+			 * cannot deadlock with it.  (Members of two programs are never
+			 * locked together elsewhere.)
 			 */
 			MemberState both[2];
 			bool		old_first = loyalty_member_order(oldp.key_hash, oldp.member_key,
@@ -300,12 +338,12 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 			both[0].key_hash = old_first ? oldp.key_hash : newp.key_hash;
 			both[1].key = old_first ? newp.member_key : oldp.member_key;
 			both[1].key_hash = old_first ? newp.key_hash : oldp.key_hash;
-			loyalty_lock_members(&tc, false, both, 2);
+			loyalty_lock_members(&oldtc, false, both, 2);
 		}
 		if (has_old && !same)
-			settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase moved");
+			settle_purchase(&oldtc, oldprog, &oldp, false, &oldp, "purchase moved");
 		if (has_new)
-			settle_purchase(&tc, prog, &newp, true, same ? &oldp : NULL,
+			settle_purchase(&newtc, newprog, &newp, true, same ? &oldp : NULL,
 							newp.reversed ? "purchase refunded" : "purchase amount changed");
 	}
 	SPI_finish();

@@ -164,8 +164,9 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		" ORDER BY id",
 		3, {INT8OID, INT4OID, TEXTOID}
 	},
-	[STMT_AWARDED_ELSEWHERE] = {
-		"SELECT 1 FROM loyalty.ledger WHERE track_id = $1 AND reference = $2"
+	/* the program of a purchase's initial award, by ledger_purchase_award */
+	[STMT_AWARD_PROGRAM] = {
+		"SELECT program_id FROM loyalty.ledger WHERE track_id = $1 AND reference = $2"
 		" AND kind IN ('earn', 'pending')",
 		2, {INT4OID, TEXTOID}
 	},

@@ -2,7 +2,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(19);
+SELECT plan(23);
 
 -- Expiry runs from the release: a month-end expiry with a 14-day pending
 -- period used to make every purchase in a month's last 14 days an error.
@@ -82,6 +82,29 @@ INSERT INTO idle_orders VALUES (2, 'z0', 0, now() - interval '90 days');
 SELECT is((SELECT last_activity_at FROM loyalty.members WHERE member_key = 'z0'), NULL,
 		  'a purchase that earns nothing leaves last_activity_at NULL');
 SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'z0'$$, 'and verify() is clean');
+
+-- Re-tracking a table for another program paid twice: order 1 earned 10 in
+-- program A; after the table was tracked for B, an amount change paid +40
+-- in B ('purchase moved') while A kept its 10, and verify() was clean.
+INSERT INTO loyalty.programs (code, name) VALUES ('p21a', 'A'), ('p21b', 'B');
+CREATE TABLE moved_orders (id int PRIMARY KEY, customer text, total numeric);
+SELECT loyalty.track_purchases('moved_orders', 'customer', 'total', program => 'p21a') \g /dev/null
+INSERT INTO moved_orders VALUES (1, 'v1', 10);
+INSERT INTO moved_orders SELECT i, 'v2', 10 FROM generate_series(2, 4) i;
+SELECT loyalty.track_purchases('moved_orders', 'customer', 'total', program => 'p21b') \g /dev/null
+UPDATE moved_orders SET total = 40 WHERE id = 1;
+UPDATE moved_orders SET total = 20 WHERE id IN (2, 3);
+DELETE FROM moved_orders WHERE id = 4;
+SELECT is(ARRAY[loyalty.balance('v1', program => 'p21a'),
+				coalesce((SELECT sum(points) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+						   WHERE m.member_key = 'v1' AND m.program_id = (SELECT id FROM loyalty.programs WHERE code = 'p21b')), 0)::bigint],
+		  ARRAY[40, 0]::bigint[],
+		  'an amount change after re-tracking is settled in the program that awarded the purchase');
+SELECT is(loyalty.balance('v2', program => 'p21a'), 40::bigint,
+		  'as are the changes and the delete of purchases inserted in bulk');
+SELECT is((SELECT count(*) FROM loyalty.ledger l JOIN loyalty.programs p ON p.id = l.program_id
+			WHERE p.code = 'p21b')::int, 0, 'program B paid nothing');
+SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key IN ('v1', 'v2')$$, 'verify() is clean');
 
 SELECT * FROM finish();
 ROLLBACK;
