@@ -111,14 +111,16 @@ read_row(Relation rel, HeapTuple tuple, const TrackCols *track, TrackCols *tc,
 
 	*tc = *track;
 	*prog = loyalty_program_conf(tc->program_id);
+	loyalty_track_labels(tc, rel, *prog);
 	ExecStoreHeapTuple(tuple, slot, false);
 	has = loyalty_read_purchase(slot, tc, *prog, p);
 	if (has && (awarded_in = award_program(tc, p->reference)) != 0 &&
 		awarded_in != tc->program_id)
 	{
-		/* read again: a timestamp column is read in the program's time zone */
+		/* read again: in the program's time zone, against its rules */
 		tc->program_id = awarded_in;
 		*prog = loyalty_program_conf(awarded_in);
+		loyalty_track_labels(tc, rel, *prog);
 		has = loyalty_read_purchase(slot, tc, *prog, p);
 	}
 	ExecDropSingleTupleTableSlot(slot);

@@ -44,6 +44,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	loyalty_purchase_plans_check();
 	loyalty_load_track(loyalty_track_id_arg(trigdata), trigdata->tg_relation, &tc);
 	prog = loyalty_program_conf(tc.program_id);
+	loyalty_track_labels(&tc, trigdata->tg_relation, prog);
 
 	/* 1. read the new rows */
 	purchases = palloc(sizeof(Purchase) * maxpurchases);

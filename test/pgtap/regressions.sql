@@ -2,7 +2,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(23);
+SELECT plan(25);
 
 -- Expiry runs from the release: a month-end expiry with a 14-day pending
 -- period used to make every purchase in a month's last 14 days an error.
@@ -82,6 +82,22 @@ INSERT INTO idle_orders VALUES (2, 'z0', 0, now() - interval '90 days');
 SELECT is((SELECT last_activity_at FROM loyalty.members WHERE member_key = 'z0'), NULL,
 		  'a purchase that earns nothing leaves last_activity_at NULL');
 SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'z0'$$, 'and verify() is clean');
+
+-- A rule on a boolean column compared the column's printed form ('t'), so
+-- a rule written 'true' never matched.  Conditions compare by value in the
+-- column's type.
+INSERT INTO loyalty.programs (code, name) VALUES ('p20', 'boolean rules');
+INSERT INTO loyalty.earning_rules (program_id, name, kind, multiplier, channel)
+SELECT id, 'online x2', 'multiplier', 2, 'true' FROM loyalty.programs WHERE code = 'p20';
+CREATE TABLE bool_orders (id int PRIMARY KEY, customer text, total numeric, online boolean);
+SELECT loyalty.track_purchases('bool_orders', 'customer', 'total', channel_column => 'online',
+							   program => 'p20') \g /dev/null
+INSERT INTO bool_orders VALUES (1, 'w1', 10, true);
+INSERT INTO bool_orders SELECT 1 + i, 'w2', 10, i % 2 = 1 FROM generate_series(1, 4) i;
+SELECT is(loyalty.balance('w1', program => 'p20'), 20::bigint,
+		  'a rule on a boolean column written ''true'' matches a true row');
+SELECT is(loyalty.balance('w2', program => 'p20'), 60::bigint,
+		  'and in a bulk insert: two true rows doubled, two false rows not');
 
 -- Re-tracking a table for another program paid twice: order 1 earned 10 in
 -- program A; after the table was tracked for B, an amount change paid +40
