@@ -49,6 +49,7 @@
 #include "utils/syscache.h"
 
 #include "app_tables.h"
+#include "labels.h"
 
 PG_FUNCTION_INFO_V1(loyalty_tracked_table_save);
 PG_FUNCTION_INFO_V1(loyalty_tracked_table_deactivate);
@@ -490,6 +491,8 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not write loyalty.tracked_tables");
 	loyalty_end_owner(&saved);
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* the program's rules must name values of the columns they compare */
+	loyalty_check_rule_labels(PG_GETARG_INT32(1), relid);
 	SPI_finish();
 	PG_RETURN_INT32(id);
 }

@@ -15,6 +15,8 @@
 #define ERRCODE_LOYALTY_LEDGER_APPEND_ONLY		MAKE_SQLSTATE('L','Y','0','0','5')
 #define ERRCODE_LOYALTY_INCONSISTENT_LOTS		MAKE_SQLSTATE('L','Y','0','0','6')
 #define ERRCODE_LOYALTY_UNKNOWN_TIER			MAKE_SQLSTATE('L','Y','0','0','7')
+/* an earning rule's channel, category or store is no value of its column's type */
+#define ERRCODE_LOYALTY_RULE_VALUE				MAKE_SQLSTATE('L','Y','0','0','8')
 
 /* rewards, transfers and behavioural events (raised from SQL only) */
 #define ERRCODE_LOYALTY_REWARD_OUT_OF_STOCK		MAKE_SQLSTATE('L','Y','0','1','0')

@@ -267,9 +267,9 @@ load_program(int32 program_id)
 		r->priority = DatumGetInt32(get_datum(tup, desc, 3, &isnull));
 		r->exclusive = DatumGetBool(get_datum(tup, desc, 4, &isnull));
 		r->tier = get_text(tup, desc, 5);
-		r->channel = get_text(tup, desc, 6);
-		r->category = get_text(tup, desc, 7);
-		r->store = get_text(tup, desc, 8);
+		r->index = i;
+		for (int k = 0; k < NUM_LABELS; k++)
+			r->label[k] = get_text(tup, desc, 6 + k);
 		d = get_datum(tup, desc, 9, &isnull);
 		r->valid_from = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 		d = get_datum(tup, desc, 10, &isnull);

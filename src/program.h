@@ -53,16 +53,24 @@ typedef struct ExpirySpec
 	int32		extra_periods;
 } ExpirySpec;
 
+/* the purchase columns a rule's conditions compare (track_purchases) */
+typedef enum Label
+{
+	LABEL_CHANNEL,
+	LABEL_CATEGORY,
+	LABEL_STORE,
+	NUM_LABELS
+} Label;
+
 typedef struct EarnRule
 {
 	int32		id;
+	int			index;			/* in ProgramConf.rules */
 	RuleKind	kind;
 	int32		priority;
 	bool		exclusive;
 	char	   *tier;			/* conditions; NULL = any */
-	char	   *channel;
-	char	   *category;
-	char	   *store;
+	char	   *label[NUM_LABELS];	/* as written: parsed per tracked table (labels.c) */
 	TimestampTz valid_from;		/* DT_NOBEGIN when open */
 	TimestampTz valid_until;	/* DT_NOEND when open; exclusive */
 	int			dow_mask;		/* bit d set for ISO day d (1 = Monday); 0 = any */

@@ -35,6 +35,7 @@
 #include "utils/rel.h"
 
 #include "activity.h"
+#include "labels.h"
 #include "lots.h"
 #include "program.h"
 #include "rules.h"
@@ -52,9 +53,8 @@ typedef struct TrackCols
 	int			amount;
 	int			at;				/* 0 = purchase time is now() */
 	int			status;
-	int			channel;
-	int			category;
-	int			store;
+	int			label[NUM_LABELS];	/* channel, category, store */
+	const struct RuleLabels *labels;	/* loyalty_track_labels() */
 	int			nref;
 	int			ref[INDEX_MAX_KEYS];
 	int			nreversed;
@@ -157,7 +157,7 @@ typedef enum PurchaseStmt
 	STMT_UPDATE_MEMBERS,
 	STMT_UPDATE_MEMBER,
 	STMT_AWARD_OF,
-	STMT_AWARDED_ELSEWHERE,
+	STMT_AWARD_PROGRAM,
 	STMT_INSERT_ENTRY,
 	STMT_TAKEN_BACK,
 	NUM_PURCHASE_STMTS
@@ -174,6 +174,7 @@ extern ArrayType *loyalty_array_of(Datum *values, bool *nulls, int n, Oid type);
 /* purchase_read.c */
 extern int32 loyalty_track_id_arg(TriggerData *trigdata);
 extern void loyalty_load_track(int32 track_id, Relation rel, TrackCols *tc);
+extern void loyalty_track_labels(TrackCols *tc, Relation rel, ProgramConf *prog);
 extern bool loyalty_references_unique(Relation rel, TrackCols *tc);
 extern bool loyalty_read_purchase(TupleTableSlot *slot, TrackCols *tc, ProgramConf *prog,
 								  Purchase *p);

@@ -72,18 +72,62 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, LotsBuf *own, boo
 	return net;
 }
 
-/* The purchase's initial award exists, for another member (it was moved). */
-static bool
-awarded_elsewhere(TrackCols *tc, const char *reference)
+/* The program of the purchase's initial award; 0 when it has none. */
+static int32
+award_program(TrackCols *tc, const char *reference)
 {
 	Datum		args[2];
+	bool		isnull;
 
 	args[0] = Int32GetDatum(tc->track_id);
 	args[1] = CStringGetTextDatum(reference);
 	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
-	if (loyalty_purchase_exec(STMT_AWARDED_ELSEWHERE, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (loyalty_purchase_exec(STMT_AWARD_PROGRAM, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
-	return SPI_processed > 0;
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The purchase's initial award exists, for another member (it was moved). */
+static bool
+awarded_elsewhere(TrackCols *tc, const char *reference)
+{
+	return award_program(tc, reference) != 0;
+}
+
+/*
+ * The purchase in a row, as the program that awarded it reads it: a
+ * purchase awarded before its table was tracked for another program is
+ * corrected in the program that awarded it (docs/concepts.md), so that it
+ * is never paid in two.  One that has no award belongs to the table's
+ * program now.  tc and prog are set to that program's.  desc is the row's
+ * layout: rel's, or one with the same attribute numbers (a moved row).
+ */
+static bool
+read_row(Relation rel, TupleDesc desc, HeapTuple tuple, const TrackCols *track, TrackCols *tc,
+		 ProgramConf **prog, Purchase *p)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	bool		has;
+	int32		awarded_in;
+
+	*tc = *track;
+	*prog = loyalty_program_conf(tc->program_id);
+	loyalty_track_labels(tc, rel, *prog);
+	ExecStoreHeapTuple(tuple, slot, false);
+	has = loyalty_read_purchase(slot, tc, *prog, p);
+	if (has && (awarded_in = award_program(tc, p->reference)) != 0 &&
+		awarded_in != tc->program_id)
+	{
+		/* read again: in the program's time zone, against its rules */
+		tc->program_id = awarded_in;
+		*prog = loyalty_program_conf(awarded_in);
+		loyalty_track_labels(tc, rel, *prog);
+		has = loyalty_read_purchase(slot, tc, *prog, p);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return has;
 }
 
 /*
@@ -241,22 +285,24 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 /*
  * An UPDATE's correction: the old version's award moves to the new one
  * (another member, another reference), or is brought to what the new
- * version earns.
+ * version earns; each version in the program that awarded it (read_row).
  */
 static void
-correct_purchase(TrackCols *tc, ProgramConf *prog, bool has_old, Purchase *oldp, bool has_new,
-				 Purchase *newp)
+correct_purchase(bool has_old, TrackCols *oldtc, ProgramConf *oldprog, Purchase *oldp,
+				 bool has_new, TrackCols *newtc, ProgramConf *newprog, Purchase *newp)
 {
 	bool		same = has_old && has_new &&
 		strcmp(oldp->member_key, newp->member_key) == 0 &&
 		strcmp(oldp->reference, newp->reference) == 0;
 
-	if (has_old && has_new && strcmp(oldp->member_key, newp->member_key) != 0)
+	if (has_old && has_new && strcmp(oldp->member_key, newp->member_key) != 0 &&
+		oldtc->program_id == newtc->program_id)
 	{
 		/*
 		 * A move touches two members: lock both first, in id order, as
 		 * transfer() does, so that a concurrent transfer between them
-		 * cannot deadlock with it.
+		 * cannot deadlock with it.  (Members of two programs are never
+		 * locked together elsewhere.)
 		 */
 		MemberState both[2];
 		bool		old_first = loyalty_member_order(oldp->key_hash, oldp->member_key,
@@ -267,12 +313,12 @@ correct_purchase(TrackCols *tc, ProgramConf *prog, bool has_old, Purchase *oldp,
 		both[0].key_hash = old_first ? oldp->key_hash : newp->key_hash;
 		both[1].key = old_first ? newp->member_key : oldp->member_key;
 		both[1].key_hash = old_first ? newp->key_hash : oldp->key_hash;
-		loyalty_lock_members(tc, false, both, 2);
+		loyalty_lock_members(oldtc, false, both, 2);
 	}
 	if (has_old && !same)
-		loyalty_settle_purchase(tc, prog, oldp, false, oldp, "purchase moved");
+		loyalty_settle_purchase(oldtc, oldprog, oldp, false, oldp, "purchase moved");
 	if (has_new)
-		loyalty_settle_purchase(tc, prog, newp, true, same ? oldp : NULL,
+		loyalty_settle_purchase(newtc, newprog, newp, true, same ? oldp : NULL,
 								newp->reversed ? "purchase refunded" : "purchase amount changed");
 }
 
@@ -283,36 +329,33 @@ correct_purchase(TrackCols *tc, ProgramConf *prog, bool has_old, Purchase *oldp,
  * version of the purchase.
  */
 static bool
-moved_purchase(TrackCols *tc, ProgramConf *prog, Relation rel, HeapTuple old, Purchase *newp)
+moved_purchase(Relation rel, HeapTuple old, const TrackCols *track, TrackCols *tc,
+			   ProgramConf **prog, Purchase *p)
 {
 	List	   *ancestors;
 	HeapTuple	row;
 	TupleDesc	desc;
-	TupleTableSlot *slot;
-	bool		found;
 
 	if (!rel->rd_rel->relispartition)
 		return false;
 	ancestors = get_partition_ancestors(RelationGetRelid(rel));
 	if (ancestors == NIL)
 		return false;
-	row = loyalty_moved_row(llast_oid(ancestors), rel, old, tc->ref, tc->nref, &desc);
+	row = loyalty_moved_row(llast_oid(ancestors), rel, old, track->ref, track->nref, &desc);
 	if (row == NULL)
 		return false;
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-	ExecStoreHeapTuple(row, slot, false);
-	found = loyalty_read_purchase(slot, tc, prog, newp);
-	ExecDropSingleTupleTableSlot(slot);
-	return found;
+	return read_row(rel, desc, row, track, tc, prog, p);
 }
 
 Datum
 loyalty_purchase_change(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TrackCols	tc;
-	ProgramConf *prog;
-	TupleTableSlot *slot;
+	TrackCols	track,
+				oldtc,
+				newtc;
+	ProgramConf *oldprog,
+			   *newprog = NULL;
 	Purchase	oldp,
 				newp;
 	bool		has_old,
@@ -330,28 +373,23 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	loyalty_purchase_plans_check();
-	loyalty_load_track(loyalty_track_id_arg(trigdata), rel, &tc);
-	prog = loyalty_program_conf(tc.program_id);
+	loyalty_load_track(loyalty_track_id_arg(trigdata), rel, &track);
 
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	ExecStoreHeapTuple(trigdata->tg_trigtuple, slot, false);
-	has_old = loyalty_read_purchase(slot, &tc, prog, &oldp);
+	has_old = read_row(rel, RelationGetDescr(rel), trigdata->tg_trigtuple, &track, &oldtc, &oldprog,
+					   &oldp);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		ExecStoreHeapTuple(trigdata->tg_newtuple, slot, false);
-		has_new = loyalty_read_purchase(slot, &tc, prog, &newp);
-	}
-	ExecDropSingleTupleTableSlot(slot);
+		has_new = read_row(rel, RelationGetDescr(rel), trigdata->tg_newtuple, &track, &newtc, &newprog,
+						   &newp);
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		if (has_old && moved_purchase(&tc, prog, rel, trigdata->tg_trigtuple, &newp))
-			correct_purchase(&tc, prog, has_old, &oldp, true, &newp);
+		if (has_old && moved_purchase(rel, trigdata->tg_trigtuple, &track, &newtc, &newprog, &newp))
+			correct_purchase(has_old, &oldtc, oldprog, &oldp, true, &newtc, newprog, &newp);
 		else if (has_old)
-			loyalty_settle_purchase(&tc, prog, &oldp, false, &oldp, "purchase deleted");
+			loyalty_settle_purchase(&oldtc, oldprog, &oldp, false, &oldp, "purchase deleted");
 	}
 	else
-		correct_purchase(&tc, prog, has_old, &oldp, has_new, &newp);
+		correct_purchase(has_old, &oldtc, oldprog, &oldp, has_new, &newtc, newprog, &newp);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -40,7 +40,7 @@ award_reinserted(TrackCols *tc, ProgramConf *prog, Purchase *purchases, int npur
 {
 	Datum	   *refs = NULL;
 	int			nrefs = 0;
-	Datum		args[2];
+	Datum		args[3];
 	char	  **back;
 	int			nback;
 	Purchase  **byref;
@@ -57,6 +57,7 @@ award_reinserted(TrackCols *tc, ProgramConf *prog, Purchase *purchases, int npur
 		return;
 	args[0] = Int32GetDatum(tc->track_id);
 	args[1] = PointerGetDatum(loyalty_array_of(refs, NULL, nrefs, TEXTOID));
+	args[2] = Int32GetDatum(tc->program_id);
 	if (loyalty_purchase_exec(STMT_TAKEN_BACK, tc, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the awards of purchases inserted again");
 	nback = (int) SPI_processed;
@@ -119,6 +120,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	loyalty_purchase_plans_check();
 	loyalty_load_track(loyalty_track_id_arg(trigdata), trigdata->tg_relation, &tc);
 	prog = loyalty_program_conf(tc.program_id);
+	loyalty_track_labels(&tc, trigdata->tg_relation, prog);
 
 	/* 1. read the new rows */
 	purchases = palloc(sizeof(Purchase) * maxpurchases);

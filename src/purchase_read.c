@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -76,6 +77,7 @@ typedef struct TrackConf
 	char	  **reversed;
 	Oid			lots_type;
 	Oid			activity_type;
+	RuleLabels *labels;			/* per program whose purchases it reads */
 	struct TrackConf *next;
 } TrackConf;
 
@@ -201,9 +203,8 @@ loyalty_load_track(int32 track_id, Relation rel, TrackCols *tc)
 	tc->amount = attnum_of(rel, t->cols[1], "amount", true);
 	tc->at = attnum_of(rel, t->cols[2], "time", false);
 	tc->status = attnum_of(rel, t->cols[3], "status", false);
-	tc->channel = attnum_of(rel, t->cols[4], "channel", false);
-	tc->category = attnum_of(rel, t->cols[5], "category", false);
-	tc->store = attnum_of(rel, t->cols[6], "store", false);
+	for (int k = 0; k < NUM_LABELS; k++)
+		tc->label[k] = attnum_of(rel, t->cols[4 + k], loyalty_label_names[k], false);
 	tc->nref = t->nref;
 	for (int i = 0; i < t->nref; i++)
 		tc->ref[i] = attnum_of(rel, t->ref[i], "reference", true);
@@ -211,6 +212,42 @@ loyalty_load_track(int32 track_id, Relation rel, TrackCols *tc)
 	tc->reversed = t->reversed;
 	tc->lots_type = t->lots_type;
 	tc->activity_type = t->activity_type;
+}
+
+/*
+ * The program's rules parsed in the types of the table's label columns,
+ * into tc->labels: cached with the table's configuration, and built again
+ * only after a configuration change.
+ */
+void
+loyalty_track_labels(TrackCols *tc, Relation rel, ProgramConf *prog)
+{
+	TrackConf  *t;
+
+	/* a change was seen since the table was loaded: build for this call only */
+	if (track_generation != loyalty_config_generation)
+	{
+		tc->labels = loyalty_rule_labels_build(prog, rel, tc->label, CurrentMemoryContext);
+		return;
+	}
+	for (t = track_cache; t && t->track_id != tc->track_id; t = t->next)
+		;
+	if (t == NULL)
+		elog(ERROR, "tracked table %d is not loaded", tc->track_id);
+	for (RuleLabels *rl = t->labels; rl; rl = rl->next)
+		if (rl->program_id == prog->id && rl->generation == loyalty_config_generation &&
+			rl->nrules == prog->nrules)
+		{
+			tc->labels = rl;
+			return;
+		}
+	{
+		RuleLabels *rl = loyalty_rule_labels_build(prog, rel, tc->label, track_context);
+
+		rl->next = t->labels;
+		t->labels = rl;
+		tc->labels = rl;
+	}
 }
 
 /*
@@ -448,12 +485,22 @@ loyalty_read_purchase(TupleTableSlot *slot, TrackCols *tc, ProgramConf *prog, Pu
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("purchase \"%s\" has an infinite purchase time", p->reference)));
-	if (tc->channel)
-		p->facts.channel = value_text(slot, tc->channel, &isnull);
-	if (tc->category)
-		p->facts.category = value_text(slot, tc->category, &isnull);
-	if (tc->store)
-		p->facts.store = value_text(slot, tc->store, &isnull);
+	p->facts.rule_labels = tc->labels;
+	for (int k = 0; k < NUM_LABELS; k++)
+	{
+		Form_pg_attribute att;
+		Datum		d;
+
+		p->facts.label_null[k] = true;
+		if (tc->label[k] == 0)
+			continue;
+		d = slot_getattr(slot, tc->label[k], &p->facts.label_null[k]);
+		if (p->facts.label_null[k])
+			continue;
+		/* the slot's next row may overwrite it */
+		att = TupleDescAttr(slot->tts_tupleDescriptor, tc->label[k] - 1);
+		p->facts.label[k] = att->attbyval ? d : datumCopy(d, false, att->attlen);
+	}
 	if (tc->status)
 	{
 		char	   *status = value_text(slot, tc->status, &isnull);

@@ -164,17 +164,24 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		" ORDER BY id",
 		3, {INT8OID, INT4OID, TEXTOID}
 	},
-	[STMT_AWARDED_ELSEWHERE] = {
-		"SELECT 1 FROM loyalty.ledger WHERE track_id = $1 AND reference = $2"
+	/* the program of a purchase's initial award, by ledger_purchase_award */
+	[STMT_AWARD_PROGRAM] = {
+		"SELECT program_id FROM loyalty.ledger WHERE track_id = $1 AND reference = $2"
 		" AND kind IN ('earn', 'pending')",
 		2, {INT4OID, TEXTOID}
 	},
-	/* of refused awards, those whose purchase holds nothing: it was deleted */
+	/*
+	 * of refused awards, those whose purchase holds nothing (it was deleted)
+	 * and was awarded in this program (docs/concepts.md: a purchase belongs
+	 * to the program that awarded it)
+	 */
 	[STMT_TAKEN_BACK] = {
 		"SELECT u.r FROM unnest($2) AS u(r)"
 		" WHERE (SELECT coalesce(sum(l.points), 0) FROM loyalty.ledger l"
-		" WHERE l.track_id = $1 AND l.reference = u.r) = 0",
-		2, {INT4OID, TEXTARRAYOID}
+		" WHERE l.track_id = $1 AND l.reference = u.r) = 0"
+		" AND (SELECT l.program_id FROM loyalty.ledger l WHERE l.track_id = $1"
+		" AND l.reference = u.r AND l.kind IN ('earn', 'pending') LIMIT 1) = $3",
+		3, {INT4OID, TEXTARRAYOID, INT4OID}
 	},
 	[STMT_INSERT_ENTRY] = {
 		"INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"

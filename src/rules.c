@@ -19,6 +19,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "labels.h"
 #include "loyalty_tz.h"
 #include "rules.h"
 
@@ -62,13 +63,30 @@ numeric_cmp_values(Numeric a, Numeric b)
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
 }
 
+/* by value, with the equality of the column's type (labels.c) */
+static bool
+label_matches(const EarnRule *r, const PurchaseFacts *f, Label k)
+{
+	const RuleLabels *rl = f->rule_labels;
+	LabelType  *t;
+
+	if (r->label[k] == NULL)
+		return true;
+	if (f->label_null[k] || rl == NULL)
+		return false;
+	Assert(r->index < rl->nrules);
+	t = (LabelType *) &rl->type[k];
+	return DatumGetBool(FunctionCall2Coll(&t->eq, t->collation, f->label[k],
+										  rl->values[r->index * NUM_LABELS + k]));
+}
+
 /* tier, channel, category, store and validity: all a cap rule is scoped by */
 bool
 loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f)
 {
-	return text_matches(r->tier, f->tier) && text_matches(r->channel, f->channel) &&
-		text_matches(r->category, f->category) && text_matches(r->store, f->store) &&
-		f->at >= r->valid_from && f->at < r->valid_until;
+	return text_matches(r->tier, f->tier) && f->at >= r->valid_from && f->at < r->valid_until &&
+		label_matches(r, f, LABEL_CHANNEL) && label_matches(r, f, LABEL_CATEGORY) &&
+		label_matches(r, f, LABEL_STORE);
 }
 
 static bool

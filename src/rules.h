@@ -18,9 +18,10 @@ typedef struct PurchaseFacts
 	Numeric		amount;
 	TimestampTz at;
 	const char *tier;
-	const char *channel;
-	const char *category;
-	const char *store;
+	/* channel, category, store in the column's type; null when not tracked */
+	Datum		label[NUM_LABELS];
+	bool		label_null[NUM_LABELS];
+	const struct RuleLabels *rule_labels;	/* the rules' values in those types */
 } PurchaseFacts;
 
 /* What a purchase earns under the rules, before caps. */

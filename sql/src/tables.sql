@@ -296,6 +296,12 @@ CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lo
 	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
 CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.tiers
 	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
+-- A rule's channel, category and store must be values of the columns of the
+-- tables its program tracks: they are compared by value (src/labels.c).
+CREATE FUNCTION loyalty.earning_rule_check() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'loyalty_earning_rule_check' LANGUAGE C;
+CREATE TRIGGER earning_rule_check AFTER INSERT OR UPDATE ON loyalty.earning_rules
+	FOR EACH ROW EXECUTE FUNCTION loyalty.earning_rule_check();
 SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger_id_seq', '');
 
 ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(103);
+SELECT plan(117);
 
 -- Europe/Berlin, 1 point per unit, floor, never expires, no pending period
 INSERT INTO loyalty.programs (code, name, time_zone, is_default) VALUES ('rules', 'Rules', 'Europe/Berlin', true);
@@ -399,6 +399,81 @@ UPDATE loyalty.programs SET points_per_unit = 3 WHERE code = 'rules';
 INSERT INTO orders (order_id, customer, total, ordered_at) VALUES (807, 'ch', 10, '2025-10-01 10:00+00');
 SELECT is(pg_temp.award(807), 30::bigint, 'a changed points_per_unit applies to the next INSERT: 30');
 SELECT is(loyalty.balance('ch'), 10 + 40 + 50 + 10 + 10 + 30::bigint, 'ch''s balance is the sum');
+
+------------------------------------------------------------------------------
+-- conditions compare by value, in the type of the tracked column
+------------------------------------------------------------------------------
+INSERT INTO loyalty.programs (code, name) VALUES ('typed', 'Typed columns');
+CREATE TYPE pg_temp.shop AS ENUM ('north', 'south');
+CREATE TABLE typed_orders (id int PRIMARY KEY, customer text, total numeric,
+						   online boolean, aisle int, till char(5));
+CREATE PROCEDURE pg_temp.typed_rule(name text, multiplier numeric, channel text DEFAULT NULL,
+									category text DEFAULT NULL, store text DEFAULT NULL)
+	LANGUAGE sql AS $$
+	INSERT INTO loyalty.earning_rules (program_id, name, kind, multiplier, channel, category, store)
+	SELECT id, $1, 'multiplier', multiplier, channel, category, store FROM loyalty.programs WHERE code = 'typed'
+$$;
+CALL pg_temp.typed_rule('online', 2, channel => 'TRUE');
+CALL pg_temp.typed_rule('aisle 7', 3, category => '07');
+CALL pg_temp.typed_rule('till', 5, store => 'web');
+SELECT lives_ok($$SELECT loyalty.track_purchases('typed_orders', 'customer', 'total', channel_column => 'online',
+				  category_column => 'aisle', store_column => 'till', program => 'typed')$$,
+	'a table with boolean, integer and char(5) label columns is tracked under rules written TRUE, 07 and web');
+INSERT INTO typed_orders VALUES (1, 't1', 10, true, NULL, NULL);
+INSERT INTO typed_orders VALUES (2, 't2', 10, NULL, 7, NULL);
+INSERT INTO typed_orders VALUES (3, 't3', 10, NULL, NULL, 'web');
+SELECT is(ARRAY[loyalty.balance('t1', program => 'typed'), loyalty.balance('t2', program => 'typed'),
+				loyalty.balance('t3', program => 'typed')], ARRAY[20, 30, 50]::bigint[],
+	'single rows: boolean true = TRUE, integer 7 = 07, char(5) ''web  '' = web');
+INSERT INTO typed_orders VALUES (4, 't4', 10, false, 70, 'webs'), (5, 't4', 10, true, 7, 'web'),
+								(6, 't4', 10, NULL, NULL, NULL);
+SELECT is(loyalty.balance('t4', program => 'typed'), 10 + 300 + 10::bigint,
+	'bulk: no condition matches other values or NULL; all three match together (x30)');
+UPDATE typed_orders SET total = 20 WHERE id = 1;
+SELECT is(loyalty.balance('t1', program => 'typed'), 40::bigint, 'an amount change is settled under the same rule');
+
+-- a value that is not one of the column's type is refused, with a hint
+SELECT throws_ok($$CALL pg_temp.typed_rule('bad', 2, channel => 'yes please')$$, 'LY008',
+	'earning rule ' || (SELECT last_value FROM loyalty.earning_rules_id_seq) + 1
+	|| ' has channel "yes please", which is not a value of type boolean',
+	'a rule written with a value that is no boolean is refused when created');
+SELECT throws_ok($$UPDATE loyalty.earning_rules SET category = 'seven' WHERE name = 'aisle 7'$$, 'LY008', NULL,
+	'and when updated');
+CREATE FUNCTION pg_temp.hint_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	h text;
+BEGIN
+	EXECUTE sql;
+	RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+	RETURN h;
+END
+$$;
+SELECT is(pg_temp.hint_of($$CALL pg_temp.typed_rule('bad', 2, channel => 'yes please')$$),
+	'Write true or false, or set the rule''s channel to NULL.', 'with a hint');
+SELECT lives_ok($$UPDATE loyalty.earning_rules SET active = false WHERE name = 'till'$$,
+	'an inactive rule is not checked');
+SELECT lives_ok($$UPDATE loyalty.earning_rules SET store = 'too long a value' WHERE name = 'till'$$,
+	'so it may hold anything');
+SELECT throws_ok($$UPDATE loyalty.earning_rules SET active = true WHERE name = 'till'$$, 'LY008', NULL,
+	'until it is made active: too long for char(5)');
+
+-- tracking a table whose columns the program's rules do not fit is refused
+CREATE TABLE typed_orders2 (id int PRIMARY KEY, customer text, total numeric, kind pg_temp.shop);
+SELECT throws_ok($$SELECT loyalty.track_purchases('typed_orders2', 'customer', 'total',
+				   channel_column => 'kind', program => 'typed')$$, 'LY008', NULL,
+	'tracking an enum column for a program with a channel rule TRUE is refused');
+SELECT is((SELECT count(*) FROM loyalty.tracked_tables WHERE table_name = 'typed_orders2'::regclass), 0::bigint,
+	'and the table is not tracked');
+
+-- a column retyped since: the configuration load refuses the purchase
+ALTER TABLE typed_orders ALTER COLUMN aisle TYPE text;
+CALL pg_temp.typed_rule('aisle b', 2, category => 'b');
+ALTER TABLE typed_orders ALTER COLUMN aisle TYPE boolean USING aisle::int::boolean;
+SELECT throws_ok($$INSERT INTO typed_orders VALUES (7, 't5', 10, NULL, true, NULL)$$, 'LY008', NULL,
+	'a column retyped to boolean under a rule ''b'': the purchase fails with LY008');
+SELECT is((SELECT count(*) FROM loyalty.members WHERE member_key = 't5'), 0::bigint, 'and nothing is written');
 
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds nothing wrong');
 

@@ -2,7 +2,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(19);
+SELECT plan(25);
 
 -- Expiry runs from the release: a month-end expiry with a 14-day pending
 -- period used to make every purchase in a month's last 14 days an error.
@@ -82,6 +82,45 @@ INSERT INTO idle_orders VALUES (2, 'z0', 0, now() - interval '90 days');
 SELECT is((SELECT last_activity_at FROM loyalty.members WHERE member_key = 'z0'), NULL,
 		  'a purchase that earns nothing leaves last_activity_at NULL');
 SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'z0'$$, 'and verify() is clean');
+
+-- A rule on a boolean column compared the column's printed form ('t'), so
+-- a rule written 'true' never matched.  Conditions compare by value in the
+-- column's type.
+INSERT INTO loyalty.programs (code, name) VALUES ('p20', 'boolean rules');
+INSERT INTO loyalty.earning_rules (program_id, name, kind, multiplier, channel)
+SELECT id, 'online x2', 'multiplier', 2, 'true' FROM loyalty.programs WHERE code = 'p20';
+CREATE TABLE bool_orders (id int PRIMARY KEY, customer text, total numeric, online boolean);
+SELECT loyalty.track_purchases('bool_orders', 'customer', 'total', channel_column => 'online',
+							   program => 'p20') \g /dev/null
+INSERT INTO bool_orders VALUES (1, 'w1', 10, true);
+INSERT INTO bool_orders SELECT 1 + i, 'w2', 10, i % 2 = 1 FROM generate_series(1, 4) i;
+SELECT is(loyalty.balance('w1', program => 'p20'), 20::bigint,
+		  'a rule on a boolean column written ''true'' matches a true row');
+SELECT is(loyalty.balance('w2', program => 'p20'), 60::bigint,
+		  'and in a bulk insert: two true rows doubled, two false rows not');
+
+-- Re-tracking a table for another program paid twice: order 1 earned 10 in
+-- program A; after the table was tracked for B, an amount change paid +40
+-- in B ('purchase moved') while A kept its 10, and verify() was clean.
+INSERT INTO loyalty.programs (code, name) VALUES ('p21a', 'A'), ('p21b', 'B');
+CREATE TABLE moved_orders (id int PRIMARY KEY, customer text, total numeric);
+SELECT loyalty.track_purchases('moved_orders', 'customer', 'total', program => 'p21a') \g /dev/null
+INSERT INTO moved_orders VALUES (1, 'v1', 10);
+INSERT INTO moved_orders SELECT i, 'v2', 10 FROM generate_series(2, 4) i;
+SELECT loyalty.track_purchases('moved_orders', 'customer', 'total', program => 'p21b') \g /dev/null
+UPDATE moved_orders SET total = 40 WHERE id = 1;
+UPDATE moved_orders SET total = 20 WHERE id IN (2, 3);
+DELETE FROM moved_orders WHERE id = 4;
+SELECT is(ARRAY[loyalty.balance('v1', program => 'p21a'),
+				coalesce((SELECT sum(points) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+						   WHERE m.member_key = 'v1' AND m.program_id = (SELECT id FROM loyalty.programs WHERE code = 'p21b')), 0)::bigint],
+		  ARRAY[40, 0]::bigint[],
+		  'an amount change after re-tracking is settled in the program that awarded the purchase');
+SELECT is(loyalty.balance('v2', program => 'p21a'), 40::bigint,
+		  'as are the changes and the delete of purchases inserted in bulk');
+SELECT is((SELECT count(*) FROM loyalty.ledger l JOIN loyalty.programs p ON p.id = l.program_id
+			WHERE p.code = 'p21b')::int, 0, 'program B paid nothing');
+SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key IN ('v1', 'v2')$$, 'verify() is clean');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -50,6 +50,7 @@ INSERT INTO runs_as_caller VALUES
   ('loyalty._tier_upgrade(bigint,text,timestamp with time zone)', 'the same (purchase triggers)'),
   ('loyalty._transfer(loyalty.programs,text,text,bigint,text,boolean)', 'the same (transfer, donate)'),
   ('loyalty.config_changed()', 'statement trigger on configuration tables: only invalidates caches'),
+  ('loyalty.earning_rule_check()', 'row trigger on earning_rules: reads loyalty''s tables as their owner, of the tracked tables only the catalog, and parses with built-in input functions'),
   ('loyalty.ledger_append_only()', 'trigger that only raises LY005');
 
 CREATE TEMP VIEW fns AS

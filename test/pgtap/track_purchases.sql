@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(94);
+SELECT plan(100);
 
 -- main: UTC, 1 point per unit, floor, never expires, no pending period, no rules
 INSERT INTO loyalty.programs (code, name, is_default) VALUES ('main', 'Main', true);
@@ -264,6 +264,40 @@ SELECT is(loyalty.balance('known', program => 'closed'), 30::bigint, 'the member
 SELECT is((SELECT count(*) FROM loyalty.members WHERE member_key = 'stranger'), 0::bigint,
 		  'the non-member is not enrolled');
 SELECT is((SELECT count(*) FROM pg_temp.awards('corders')), 1::bigint, 'and earns nothing');
+
+------------------------------------------------------------------------------
+-- tracked again for another program: a purchase awarded before is corrected
+-- in the program that awarded it, never paid in both
+------------------------------------------------------------------------------
+CREATE TABLE rorders (id int PRIMARY KEY, customer text, amount numeric, at timestamptz, status text);
+CREATE FUNCTION pg_temp.points_in(program text, customer text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT coalesce(sum(l.points), 0)::bigint FROM loyalty.ledger l
+	  JOIN loyalty.members m ON m.id = l.member_id JOIN loyalty.programs p ON p.id = m.program_id
+	 WHERE p.code = $1 AND m.member_key = $2
+$$;
+SELECT loyalty.track_purchases('rorders', 'customer', 'amount', 'at', status_column => 'status') \g /dev/null
+INSERT INTO rorders VALUES (1, 'q', 10, '2025-03-10 10:00+00', 'paid');
+INSERT INTO rorders SELECT i, 'q', 10, '2025-03-10 10:00+00', 'paid' FROM generate_series(2, 3) i;
+SELECT loyalty.track_purchases('rorders', 'customer', 'amount', 'at', status_column => 'status',
+							   program => 'berlin') \g /dev/null
+UPDATE rorders SET status = 'refunded' WHERE id = 1;
+UPDATE rorders SET customer = 'q2' WHERE id = 2;
+DELETE FROM rorders WHERE id = 3;
+SELECT is(ARRAY[pg_temp.points_in('main', 'q'), pg_temp.points_in('main', 'q2')], ARRAY[0, 10]::bigint[],
+		  'after tracking for berlin: a refund, a move and a delete are settled in main, which awarded them');
+SELECT is(pg_temp.points_in('berlin', 'q') + pg_temp.points_in('berlin', 'q2'), 0::bigint,
+		  'and berlin pays nothing for them');
+INSERT INTO rorders VALUES (4, 'q', 5, '2025-03-11 10:00+00', 'paid');
+UPDATE rorders SET amount = 8 WHERE id = 4;
+SELECT is(pg_temp.points_in('berlin', 'q'), 8::bigint, 'a purchase inserted after is awarded and corrected in berlin');
+UPDATE rorders SET status = 'paid', amount = 12 WHERE id = 1;
+SELECT is(ARRAY[pg_temp.points_in('main', 'q'), pg_temp.points_in('berlin', 'q')], ARRAY[12, 8]::bigint[],
+		  'a refunded purchase of main made valid again earns in main');
+DELETE FROM rorders WHERE id = 1;
+INSERT INTO rorders VALUES (1, 'q', 10, '2025-03-10 10:00+00', 'paid');
+SELECT is(ARRAY[pg_temp.points_in('main', 'q'), pg_temp.points_in('berlin', 'q')], ARRAY[0, 8]::bigint[],
+		  'a purchase of main deleted and inserted again is awarded in neither');
+SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key IN ('q', 'q2')$$, 'verify() is clean');
 
 ------------------------------------------------------------------------------
 -- a renamed column is followed (event trigger loyalty_alter_guard); without

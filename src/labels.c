@@ -1,0 +1,241 @@
+/*
+ * Rule conditions on purchase columns: a rule's channel, category or store
+ * against the tracked table's column of that role, compared by value in
+ * the column's own type.  Comparing printed forms missed equal values
+ * written otherwise: a rule 'true' on a boolean column (printed 't'), '07'
+ * on an integer, an upper-case uuid, 'web' on a char(5).
+ *
+ * A rule's text is parsed once per tracked table with the input function
+ * of the column's type (a domain's base type: a domain's CHECK could run
+ * code of the table owner's) and kept with the table's configuration
+ * (purchase_read.c); each purchase then costs one call of the type's
+ * equality per condition.  Every type a label column may have
+ * (app_tables.c) has built-in input and equality functions.
+ *
+ * A value that is not one of the type's is refused when the rule is
+ * written (the trigger earning_rule_check), when the table is tracked
+ * (_tracked_table_save) and, should the column have changed type since,
+ * when the configuration is loaded for a purchase.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "app_tables.h"
+#include "labels.h"
+#include "loyalty_errors.h"
+
+PG_FUNCTION_INFO_V1(loyalty_earning_rule_check);
+
+const char *const loyalty_label_names[NUM_LABELS] = {"channel", "category", "store"};
+
+/* how a column reads and compares values; eq is set up only with a context */
+static void
+label_type(Form_pg_attribute att, const char *relname, LabelType *t, MemoryContext cxt)
+{
+	TypeCacheEntry *tce;
+	Oid			eqfn = InvalidOid;
+
+	t->typmod = att->atttypmod;
+	t->typid = getBaseTypeAndTypmod(att->atttypid, &t->typmod);
+	t->collation = att->attcollation;
+	getTypeInputInfo(t->typid, &t->input, &t->ioparam);
+	tce = lookup_type_cache(t->typid, TYPECACHE_EQ_OPR);
+	if (OidIsValid(tce->eq_opr))
+		eqfn = get_opcode(tce->eq_opr);
+	/* built in for every type allowed: no code of another role's runs here */
+	if (!OidIsValid(eqfn) || eqfn >= FirstNormalObjectId || t->input >= FirstNormalObjectId)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of table \"%s\" has type %s, which earning rules cannot compare",
+						NameStr(att->attname), relname, format_type_be(att->atttypid))));
+	if (cxt)
+		fmgr_info_cxt(eqfn, &t->eq, cxt);
+}
+
+/* The rule's text as a value of the column's type, or an error that says what to write. */
+static Datum
+parse_label(const LabelType *t, const char *value, int32 rule_id, Label k,
+			const char *column, const char *relname)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = OidInputFunctionCall(t->input, (char *) value, t->ioparam, t->typmod);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_LOYALTY_RULE_VALUE),
+				 errmsg("earning rule %d has %s \"%s\", which is not a value of type %s",
+						rule_id, loyalty_label_names[k], value, format_type_be(t->typid)),
+				 errdetail("The rule's %s is compared by value with column \"%s\" of table \"%s\": %s.",
+						   loyalty_label_names[k], column, relname, edata->message),
+				 t->typid == BOOLOID ?
+				 errhint("Write true or false, or set the rule's %s to NULL.", loyalty_label_names[k]) :
+				 errhint("Write a value of type %s, or set the rule's %s to NULL.",
+						 format_type_be(t->typid), loyalty_label_names[k])));
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * The program's rules parsed in the types of the table's label columns
+ * (attnums; 0: not tracked), in cxt.
+ */
+RuleLabels *
+loyalty_rule_labels_build(ProgramConf *prog, Relation rel, const int *attnums, MemoryContext cxt)
+{
+	RuleLabels *rl = MemoryContextAllocZero(cxt, sizeof(RuleLabels));
+	TupleDesc	desc = RelationGetDescr(rel);
+	char	   *relname = RelationGetRelationName(rel);
+
+	rl->program_id = prog->id;
+	rl->generation = loyalty_config_generation;
+	rl->nrules = prog->nrules;
+	rl->values = MemoryContextAllocZero(cxt, sizeof(Datum) * Max(prog->nrules * NUM_LABELS, 1));
+	for (int k = 0; k < NUM_LABELS; k++)
+	{
+		Form_pg_attribute att;
+		int16		typlen;
+		bool		typbyval;
+
+		if (attnums[k] == 0)
+			continue;
+		att = TupleDescAttr(desc, attnums[k] - 1);
+		label_type(att, relname, &rl->type[k], cxt);
+		get_typlenbyval(rl->type[k].typid, &typlen, &typbyval);
+		for (int i = 0; i < prog->nrules; i++)
+		{
+			EarnRule   *r = &prog->rules[i];
+			Datum		d;
+			MemoryContext old;
+
+			if (r->label[k] == NULL)
+				continue;
+			d = parse_label(&rl->type[k], r->label[k], r->id, k, NameStr(att->attname), relname);
+			old = MemoryContextSwitchTo(cxt);
+			rl->values[i * NUM_LABELS + k] = datumCopy(d, typbyval, typlen);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return rl;
+}
+
+/*
+ * Parse every active rule of the program (or only rule_id, unless 0) with
+ * the columns of every active tracked table of it (or only relid, unless
+ * InvalidOid); an error at the first value that is not of its column's
+ * type.  Reads loyalty's tables as their owner, and of the application's
+ * tables only the catalog.
+ */
+static void
+check_rule_labels(int32 program_id, Oid relid, int32 rule_id)
+{
+	Oid			argtypes[3] = {INT4OID, OIDOID, INT4OID};
+	Datum		args[3] = {Int32GetDatum(program_id), ObjectIdGetDatum(relid), Int32GetDatum(rule_id)};
+	AsOwner		saved;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* not read_only: the row just written must be seen */
+	loyalty_become_owner(get_relname_relid("earning_rules", get_namespace_oid("loyalty", false)),
+						 &saved);
+	rc = SPI_execute_with_args("SELECT r.id, t.table_name::oid, r.channel, r.category, r.store,"
+							   " t.channel_column::text, t.category_column::text, t.store_column::text"
+							   " FROM loyalty.earning_rules r JOIN loyalty.tracked_tables t"
+							   " ON t.program_id = r.program_id AND t.active AND t.table_name IS NOT NULL"
+							   " WHERE r.program_id = $1 AND r.active"
+							   " AND num_nonnulls(r.channel, r.category, r.store) > 0"
+							   " AND ($2 = 0 OR t.table_name::oid = $2) AND ($3 = 0 OR r.id = $3)"
+							   " ORDER BY r.id, t.id",
+							   3, argtypes, args, NULL, false, 0);
+	loyalty_end_owner(&saved);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read loyalty.earning_rules");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int32		id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		Oid			table = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+
+		for (int k = 0; k < NUM_LABELS; k++)
+		{
+			char	   *value = SPI_getvalue(tup, desc, 3 + k);
+			char	   *column = SPI_getvalue(tup, desc, 6 + k);
+			HeapTuple	atttup;
+			LabelType	t;
+
+			if (value == NULL || column == NULL)
+				continue;
+			atttup = SearchSysCacheAttName(table, column);
+			/* a missing column is reported where the table is read */
+			if (!HeapTupleIsValid(atttup))
+				continue;
+			label_type((Form_pg_attribute) GETSTRUCT(atttup), get_rel_name(table), &t, NULL);
+			(void) parse_label(&t, value, id, k, column, get_rel_name(table));
+			ReleaseSysCache(atttup);
+		}
+	}
+	SPI_finish();
+}
+
+/* when a table is tracked: the rules of its program against its columns */
+void
+loyalty_check_rule_labels(int32 program_id, Oid relid)
+{
+	check_rule_labels(program_id, relid, 0);
+}
+
+/*
+ * loyalty.earning_rule_check(): AFTER INSERT OR UPDATE row trigger on
+ * loyalty.earning_rules; the rule against the tables its program tracks.
+ */
+Datum
+loyalty_earning_rule_check(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int			idcol,
+				programcol;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) || TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("loyalty.earning_rule_check() must run as an AFTER INSERT OR UPDATE row trigger")));
+	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	idcol = SPI_fnumber(desc, "id");
+	programcol = SPI_fnumber(desc, "program_id");
+	if (idcol <= 0 || programcol <= 0)
+		elog(ERROR, "loyalty.earning_rule_check() fired on a table without id and program_id");
+	check_rule_labels(DatumGetInt32(heap_getattr(tup, programcol, desc, &isnull)), InvalidOid,
+					  DatumGetInt32(heap_getattr(tup, idcol, desc, &isnull)));
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,45 @@
+/*
+ * Rule conditions on purchase columns (labels.c): a rule's channel,
+ * category or store is parsed once with the input function of the
+ * tracked column's type and compared by value, with that type's equality.
+ */
+#ifndef LOYALTY_LABELS_H
+#define LOYALTY_LABELS_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "catalog/pg_attribute.h"
+#include "fmgr.h"
+#include "utils/relcache.h"
+
+#include "program.h"
+
+/* how a tracked table's label column reads and compares values */
+typedef struct LabelType
+{
+	Oid			typid;			/* the column's type, a domain's base type */
+	int32		typmod;
+	Oid			collation;
+	Oid			input;
+	Oid			ioparam;
+	FmgrInfo	eq;
+} LabelType;
+
+/* a program's rules as one tracked table's label columns see them */
+typedef struct RuleLabels
+{
+	int32		program_id;
+	uint64		generation;		/* loyalty_config_generation they were parsed in */
+	int			nrules;
+	LabelType	type[NUM_LABELS];	/* of the columns tracked */
+	Datum	   *values;			/* [rule index * NUM_LABELS + label] */
+	struct RuleLabels *next;
+} RuleLabels;
+
+extern const char *const loyalty_label_names[NUM_LABELS];
+extern RuleLabels *loyalty_rule_labels_build(ProgramConf *prog, Relation rel, const int *attnums,
+											 MemoryContext cxt);
+extern void loyalty_check_rule_labels(int32 program_id, Oid relid);
+
+#endif
