@@ -1,10 +1,5 @@
 -- Two identical purchase tables: one plain, one tracked by loyalty.
-CREATE EXTENSION IF NOT EXISTS loyalty;
-INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_period, pending_interval,
-                              time_zone, is_default)
-VALUES ('bench', 'Bench', 'period_end', 'year', '0', 'Europe/Berlin', true);
-INSERT INTO loyalty.earning_rules (program_id, name, kind, channel, multiplier)
-SELECT id, 'app double', 'multiplier', 'app', 2 FROM loyalty.programs;
+\ir program.sql
 CREATE TABLE purchases_plain (
     id bigserial PRIMARY KEY,
     customer text NOT NULL,
