@@ -198,6 +198,7 @@ DECLARE
 	rr loyalty.reward_redemptions;
 	who bigint;
 	n bigint;
+	first_id bigint;
 BEGIN
 	IF reference IS NULL THEN
 		RAISE EXCEPTION 'reference must not be null' USING ERRCODE = '22004';
@@ -205,7 +206,7 @@ BEGIN
 	IF member IS NOT NULL THEN
 		who := (loyalty._member(p, member, false)).id;
 	END IF;
-	SELECT count(*) INTO n FROM loyalty.ledger l
+	SELECT count(*), min(l.id) INTO n, first_id FROM loyalty.ledger l
 	 WHERE l.program_id = p.id AND l.kind = 'redeem' AND l.reference = cancel_redemption.reference
 	   AND l.track_id IS NULL AND (who IS NULL OR l.member_id = who);
 	IF n = 0 AND member IS NOT NULL THEN
@@ -223,9 +224,7 @@ BEGIN
 				  DETAIL = 'A reference is unique per member, not per program.',
 				  HINT = 'Pass member => the key of the member whose redemption to cancel.';
 	END IF;
-	SELECT * INTO d FROM loyalty.ledger l
-	 WHERE l.program_id = p.id AND l.kind = 'redeem' AND l.reference = cancel_redemption.reference
-	   AND l.track_id IS NULL AND (who IS NULL OR l.member_id = who);
+	SELECT * INTO d FROM loyalty.ledger WHERE id = first_id;
 	SELECT * INTO m FROM loyalty.members WHERE id = d.member_id FOR UPDATE;
 	SELECT * INTO c FROM loyalty.ledger l
 	 WHERE l.program_id = p.id AND l.member_id = m.id AND l.kind = 'cancel'
