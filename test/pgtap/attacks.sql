@@ -11,7 +11,7 @@
 SET client_min_messages = error;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(75);
+SELECT plan(82);
 
 CREATE ROLE ops IN ROLE loyalty_admin;
 CREATE ROLE shopowner;
@@ -320,6 +320,40 @@ SELECT is_empty($$SELECT r.rolname, p.proname FROM pg_proc p
 	  AND p.proname IN ('_purchase_times', '_customer_keys', '_tracked_table_problem', '_kpi_customers_problem')
 	  AND has_function_privilege(r.rolname, p.oid, 'EXECUTE')$$,
 	'no role may call the owner-rights readers or the checks behind them');
+
+------------------------------------------------------------------------------
+-- 9. A partitioned purchases table whose owner forces an escalating policy:
+--    the DELETE trigger's look for a moved row reads it as its owner, and
+--    the partition guard (SECURITY DEFINER) runs none of the owner's code
+------------------------------------------------------------------------------
+CREATE TABLE public.sales (id int, customer text, total numeric, at timestamptz, PRIMARY KEY (id, at))
+	PARTITION BY RANGE (at);
+CREATE TABLE public.sales_1 PARTITION OF public.sales FOR VALUES FROM ('2030-01-01') TO ('2030-02-01');
+CREATE TABLE public.sales_2 PARTITION OF public.sales FOR VALUES FROM ('2030-02-01') TO ('2030-03-01');
+ALTER TABLE public.sales OWNER TO shopowner;
+ALTER TABLE public.sales_1 OWNER TO shopowner;
+ALTER TABLE public.sales_2 OWNER TO shopowner;
+SELECT ok(loyalty.track_purchases('public.sales', 'customer', 'total', 'at', reference_columns => '{id}') > 0,
+	'a partitioned table of shopowner''s is tracked');
+SELECT is(pg_temp.state_as('shopowner', $$
+	CREATE FUNCTION public.sales_probe() RETURNS boolean LANGUAGE plpgsql AS
+		$f$ BEGIN PERFORM public.escalate('policy on a moved row', 'shopowner'); RETURN true; END $f$;
+	ALTER TABLE public.sales ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE public.sales FORCE ROW LEVEL SECURITY;
+	CREATE POLICY probe ON public.sales USING (public.sales_probe());
+	INSERT INTO public.sales VALUES (1, 'pam', 10, '2030-01-05');
+	UPDATE public.sales SET at = '2030-02-05' WHERE id = 1$$),
+	'ok', 'shopowner forces an escalating policy and moves a row');
+-- (a partition is added by the superuser: PostgreSQL clones the row trigger
+-- to a new partition and wants EXECUTE on loyalty.purchase_change from the
+-- role that creates it, which shopowner has not)
+CREATE TABLE public.sales_3 PARTITION OF public.sales FOR VALUES FROM ('2030-03-01') TO ('2030-04-01');
+SELECT is(loyalty.balance('pam', '2030-06-01'), 10::bigint, 'the moved purchase kept its points');
+SELECT is((SELECT array_agg(DISTINCT ran_as::text) FROM public.ran WHERE attack = 'policy on a moved row'),
+	ARRAY['shopowner'], 'the policy ran, as the table''s owner only');
+SELECT ok(EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.sales_3'::regclass
+				   AND tgname = 'loyalty_purchase_insert'), 'the new partition got the insert trigger');
+SELECT * FROM pg_temp.held('policy on a partitioned table');
 
 SELECT * FROM finish();
 ROLLBACK;
