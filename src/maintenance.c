@@ -3,13 +3,16 @@
  *
  * Settling lots is one batch of members after another (_maintain_lots), and
  * at 1M members the batches are bound by writing the ledger rows and their
- * WAL on one core.  With workers > 0 the caller starts that many dynamic
- * background workers and waits for them.  They share a counter of member
- * ids in a dynamic shared memory segment: each worker takes the next
- * batch_size ids, settles the due members among them with _maintain_lots in
- * a transaction of its own, commits, and takes the next, until every id up
- * to the largest one at the start has been taken.  Locked members are
- * skipped, as in the serial path, and caught by the next run.
+ * WAL on one core.  With workers > 0 the caller reads the key of every
+ * batch_size-th member from the members' primary key, which cuts the
+ * members into ranges of batch_size, then starts that many dynamic
+ * background workers and waits for them.  They share the ranges and a
+ * counter in a dynamic shared memory segment: each worker takes the next
+ * range, settles its due members with _maintain_lots in a transaction of
+ * its own, commits, and takes the next, until every range is taken.
+ * Members enrolled meanwhile fall into a range too (the first and last are
+ * open).  Locked members are skipped, as in the serial path, and caught by
+ * the next run.
  *
  * What that changes for the caller, and why it is opt-in: the workers
  * commit on their own, so their work stays when the caller's transaction
@@ -53,9 +56,8 @@ typedef struct MaintShared
 	TimestampTz as_of;
 	int32		batch_size;
 	int			lock_timeout;	/* ms, for the workers' table locks */
-	int64		base;			/* ids are taken from (base, max_id] */
-	uint64		span;			/* max_id - base */
-	pg_atomic_uint64 taken;		/* ids handed out so far, from base */
+	uint32		nbounds;		/* range i is (bound i - 1, bound i]; nbounds + 1 ranges */
+	pg_atomic_uint32 taken;		/* ranges handed out so far */
 	pg_atomic_uint32 stop;		/* set when a worker failed */
 
 	slock_t		mutex;			/* protects the rest */
@@ -68,11 +70,26 @@ typedef struct MaintShared
 	int			sqlerrcode;
 	char		message[512];
 	char		detail[512];
+	/* then nbounds Bound entries, then their keys, each NUL-terminated */
 } MaintShared;
+
+typedef struct Bound
+{
+	int32		program_id;
+	uint32		key_offset;		/* from the start of the keys */
+} Bound;
+
+#define BOUNDS(shared) ((Bound *) ((char *) (shared) + MAXALIGN(sizeof(MaintShared))))
+#define BOUND_KEY(shared, i) ((char *) (BOUNDS(shared) + (shared)->nbounds) + \
+							  BOUNDS(shared)[i].key_offset)
+
+/* every program id lies in (0, 2147483647): the open ends of the ranges */
+#define FIRST_PROGRAM 0
+#define LAST_PROGRAM PG_INT32_MAX
 
 static const char *const batch_query =
 "SELECT members, releases, expiries, expired_points "
-"FROM loyalty._maintain_lots($1, $2, $3, $4)";
+"FROM loyalty._maintain_lots($1, $2, $3, $4, $5, $6)";
 
 static void
 record_failure(MaintShared *shared, ErrorData *edata)
@@ -99,35 +116,48 @@ column_int64(HeapTuple tuple, TupleDesc desc, int column)
 }
 
 /*
- * Batches of member ids until none are left, adding what they wrote to
- * totals (members, releases, expiries, expired points).  Each batch is its
- * own transaction.
+ * Ranges of members until none are left, adding what they wrote to totals
+ * (members, releases, expiries, expired points).  Each range is one batch,
+ * in a transaction of its own.
  */
 static void
 settle_batches(MaintShared *shared, int64 *totals)
 {
-	Oid			argtypes[4] = {TIMESTAMPTZOID, INT4OID, INT8OID, INT8OID};
+	Oid			argtypes[6] = {TIMESTAMPTZOID, INT4OID, INT4OID, TEXTOID, INT4OID, TEXTOID};
 
 	for (;;)
 	{
-		uint64		offset;
-		int64		after_id,
-					upto;
-		Datum		values[4];
+		uint32		range;
+		Datum		values[6];
 		int			ret;
 
 		CHECK_FOR_INTERRUPTS();
 		if (pg_atomic_read_u32(&shared->stop))
 			break;
-		offset = pg_atomic_fetch_add_u64(&shared->taken, (uint64) shared->batch_size);
-		if (offset >= shared->span)
+		range = pg_atomic_fetch_add_u32(&shared->taken, 1);
+		if (range > shared->nbounds)
 			break;
-		/* (base + offset, base + offset + batch_size], the last one cut at max_id */
-		after_id = (int64) ((uint64) shared->base + offset);
-		if (shared->span - offset <= (uint64) shared->batch_size)
-			upto = (int64) ((uint64) shared->base + shared->span);
+		/* (bound range - 1, bound range], the first and the last open */
+		if (range == 0)
+		{
+			values[2] = Int32GetDatum(FIRST_PROGRAM);
+			values[3] = CStringGetTextDatum("");
+		}
 		else
-			upto = after_id + shared->batch_size;
+		{
+			values[2] = Int32GetDatum(BOUNDS(shared)[range - 1].program_id);
+			values[3] = CStringGetTextDatum(BOUND_KEY(shared, range - 1));
+		}
+		if (range == shared->nbounds)
+		{
+			values[4] = Int32GetDatum(LAST_PROGRAM);
+			values[5] = CStringGetTextDatum("");
+		}
+		else
+		{
+			values[4] = Int32GetDatum(BOUNDS(shared)[range].program_id);
+			values[5] = CStringGetTextDatum(BOUND_KEY(shared, range));
+		}
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
@@ -137,9 +167,7 @@ settle_batches(MaintShared *shared, int64 *totals)
 			elog(ERROR, "SPI_connect failed");
 		values[0] = TimestampTzGetDatum(shared->as_of);
 		values[1] = Int32GetDatum(shared->batch_size);
-		values[2] = Int64GetDatum(after_id);
-		values[3] = Int64GetDatum(upto);
-		ret = SPI_execute_with_args(batch_query, 4, argtypes, values, NULL, false, 1);
+		ret = SPI_execute_with_args(batch_query, 6, argtypes, values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "loyalty._maintain_lots returned %d", ret);
 		for (int i = 0; i < 4; i++)
@@ -243,32 +271,67 @@ stop_workers(int code, Datum arg)
 		TerminateBackgroundWorker(w->handles[i]);
 }
 
-/* the smallest and largest member id; false when there are no members */
-static bool
-member_id_range(int64 *min_id, int64 *max_id)
+/*
+ * A shared segment holding the key of every batch_size-th member in key
+ * order (the ranges' bounds), read from the members' primary key; NULL
+ * when there are no members.
+ */
+static dsm_segment *
+member_ranges(int32 batch_size)
 {
-	bool		found = false;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(batch_size)};
+	dsm_segment *segment = NULL;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT min(id), max(id) FROM loyalty.members", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the range of member ids");
+	if (SPI_execute("SELECT 1 FROM loyalty.members LIMIT 1", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the members");
 	if (SPI_processed == 1)
 	{
-		bool		isnull_min,
-					isnull_max;
-		Datum		lo = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_min);
-		Datum		hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull_max);
+		Size		keys = 0;
+		Size		size;
+		MaintShared *shared;
+		char	   *key_at;
 
-		if (!isnull_min && !isnull_max)
+		if (SPI_execute_with_args("SELECT program_id, member_key FROM"
+								  " (SELECT program_id, member_key,"
+								  " row_number() OVER (ORDER BY program_id, member_key) AS n"
+								  " FROM loyalty.members) m"
+								  " WHERE n % $1 = 0 ORDER BY program_id, member_key",
+								  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the members' ranges");
+		if (SPI_processed >= PG_UINT32_MAX / sizeof(Bound))
+			elog(ERROR, "too many maintenance ranges: pass a larger batch_size");
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			*min_id = DatumGetInt64(lo);
-			*max_id = DatumGetInt64(hi);
-			found = true;
+			char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+			keys += strlen(key) + 1;
+			if (keys >= PG_UINT32_MAX)
+				elog(ERROR, "the maintenance ranges' keys take more than 4 GB: pass a larger batch_size");
+		}
+		size = MAXALIGN(sizeof(MaintShared)) + sizeof(Bound) * SPI_processed + keys;
+		segment = dsm_create(size, 0);
+		shared = dsm_segment_address(segment);
+		memset(shared, 0, sizeof(MaintShared));
+		shared->nbounds = (uint32) SPI_processed;
+		key_at = (char *) (BOUNDS(shared) + shared->nbounds);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			Size		len = strlen(key) + 1;
+
+			BOUNDS(shared)[i].program_id =
+				DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			BOUNDS(shared)[i].key_offset = (uint32) (key_at - (char *) (BOUNDS(shared) + shared->nbounds));
+			memcpy(key_at, key, len);
+			key_at += len;
 		}
 	}
 	SPI_finish();
-	return found;
+	return segment;
 }
 
 /*
@@ -282,8 +345,6 @@ loyalty_maintain_parallel(PG_FUNCTION_ARGS)
 	TimestampTz as_of;
 	int32		batch_size;
 	int32		workers;
-	int64		min_id = 0,
-				max_id = 0;
 	dsm_segment *segment;
 	MaintShared *shared;
 	StartedWorkers *w;
@@ -324,30 +385,20 @@ loyalty_maintain_parallel(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	if (!member_id_range(&min_id, &max_id))
+	segment = member_ranges(batch_size);
+	if (segment == NULL)
 	{
 		result[0] = result[1] = result[2] = result[3] = Int64GetDatum(0);
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), result, nulls)));
 	}
-
-	segment = dsm_create(sizeof(MaintShared), 0);
 	shared = dsm_segment_address(segment);
-	memset(shared, 0, sizeof(MaintShared));
 	shared->database = MyDatabaseId;
 	shared->role = GetUserId();
 	shared->as_of = as_of;
 	shared->batch_size = batch_size;
 	/* the caller's lock_timeout, or a minute when it has none */
 	shared->lock_timeout = LockTimeout > 0 ? LockTimeout : 60 * 1000;
-	/*
-	 * base = min_id - 1, so the first batch starts at min_id.  Member ids come
-	 * from a sequence starting at 1; only an id of exactly -2^63, which has no
-	 * predecessor, would be left to the serial path (workers => 0).
-	 */
-	if (pg_sub_s64_overflow(min_id, 1, &shared->base))
-		shared->base = PG_INT64_MIN;
-	shared->span = (uint64) max_id - (uint64) shared->base;
-	pg_atomic_init_u64(&shared->taken, 0);
+	pg_atomic_init_u32(&shared->taken, 0);
 	pg_atomic_init_u32(&shared->stop, 0);
 	SpinLockInit(&shared->mutex);
 

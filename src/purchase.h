@@ -78,7 +78,7 @@ typedef struct MemberState
 {
 	char	   *key;
 	uint32		key_hash;
-	int64		id;
+	int32		program_id;		/* set when the member is found */
 	LotsBuf		lots;
 	bool		found;
 	bool		dirty;
@@ -127,7 +127,7 @@ typedef struct PendingRows
 {
 	int			n;
 	int			max;
-	Datum	   *member_id;
+	Datum	   *member_key;
 	Datum	   *kind;
 	Datum	   *points;
 	Datum	   *lots;
@@ -210,7 +210,7 @@ extern void loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *
 
 /* purchase_write.c */
 extern int	loyalty_cstring_ptr_cmp(const void *a, const void *b);
-extern void loyalty_rows_add(PendingRows *rows, int member, int64 member_id, const char *kind,
+extern void loyalty_rows_add(PendingRows *rows, int member, const char *member_key, const char *kind,
 							 int64 points, Lots *lots, const char *reference,
 							 const char *reason, TimestampTz at, Numeric amount);
 extern bool *loyalty_rows_insert(TrackCols *tc, PendingRows *rows, int from, int n);

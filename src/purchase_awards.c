@@ -18,15 +18,16 @@
 
 /* Points from purchases already in the ledger for a member in [start, end). */
 static int64
-cap_used_in_ledger(int64 member_id, TimestampTz start, TimestampTz end)
+cap_used_in_ledger(MemberState *m, TimestampTz start, TimestampTz end)
 {
-	Datum		args[3];
+	Datum		args[4];
 	bool		isnull;
 	int64		used;
 
-	args[0] = Int64GetDatum(member_id);
-	args[1] = TimestampTzGetDatum(start);
-	args[2] = TimestampTzGetDatum(end);
+	args[0] = Int32GetDatum(m->program_id);
+	args[1] = CStringGetTextDatum(m->key);
+	args[2] = TimestampTzGetDatum(start);
+	args[3] = TimestampTzGetDatum(end);
 	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
 	if (loyalty_purchase_exec(STMT_CAP_USED, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read purchase points for caps");
@@ -68,7 +69,7 @@ loyalty_apply_caps(ProgramConf *prog, MemberState *m, const PurchaseFacts *f, in
 			use->rule_id = r->id;
 			use->start = start;
 			use->end = end;
-			use->used = cap_used_in_ledger(m->id, start, end);
+			use->used = cap_used_in_ledger(m, start, end);
 			/* and what this statement awarded before the cap first matched */
 			for (int k = 0; k < m->nawards; k++)
 				if (m->award_at[k] >= start && m->award_at[k] < end)
@@ -114,13 +115,14 @@ loyalty_award_lots(ProgramConf *prog, const ExpirySpec *expiry, TimestampTz at, 
 static void
 write_upgrade(MemberState *m, const char *tier, TimestampTz at)
 {
-	Datum		args[3];
+	Datum		args[4];
 
-	args[0] = Int64GetDatum(m->id);
-	args[1] = CStringGetTextDatum(tier);
-	args[2] = TimestampTzGetDatum(at);
+	args[0] = Int32GetDatum(m->program_id);
+	args[1] = CStringGetTextDatum(m->key);
+	args[2] = CStringGetTextDatum(tier);
+	args[3] = TimestampTzGetDatum(at);
 	if (loyalty_purchase_exec(STMT_TIER_UPGRADE, NULL, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not record the tier upgrade of member %lld", (long long) m->id);
+		elog(ERROR, "could not record the tier upgrade of member \"%s\"", m->key);
 }
 
 /*

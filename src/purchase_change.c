@@ -30,12 +30,13 @@ static int64
 award_of(TrackCols *tc, MemberState *m, const char *reference, LotsBuf *own, bool *has_initial,
 		 TimestampTz *credited_at)
 {
-	Datum		args[3];
+	Datum		args[4];
 	int64		net = 0;
 
-	args[0] = Int64GetDatum(m->id);
+	args[0] = CStringGetTextDatum(m->key);
 	args[1] = Int32GetDatum(tc->track_id);
 	args[2] = CStringGetTextDatum(reference);
+	args[3] = Int32GetDatum(tc->program_id);
 	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
 	if (loyalty_purchase_exec(STMT_AWARD_OF, NULL, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
@@ -72,15 +73,19 @@ award_of(TrackCols *tc, MemberState *m, const char *reference, LotsBuf *own, boo
 	return net;
 }
 
-/* The program of the purchase's initial award; 0 when it has none. */
+/*
+ * The program that awarded the member's purchase (docs/concepts.md: a
+ * purchase belongs to the program that awarded it); 0 when it has none.
+ */
 static int32
-award_program(TrackCols *tc, const char *reference)
+award_program(TrackCols *tc, const char *member_key, const char *reference)
 {
-	Datum		args[2];
+	Datum		args[3];
 	bool		isnull;
 
-	args[0] = Int32GetDatum(tc->track_id);
-	args[1] = CStringGetTextDatum(reference);
+	args[0] = CStringGetTextDatum(member_key);
+	args[1] = Int32GetDatum(tc->track_id);
+	args[2] = CStringGetTextDatum(reference);
 	/* not read_only: a fresh snapshot sees what committed while we waited for the member */
 	if (loyalty_purchase_exec(STMT_AWARD_PROGRAM, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the purchase's award");
@@ -89,11 +94,17 @@ award_program(TrackCols *tc, const char *reference)
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* The purchase's initial award exists, for another member (it was moved). */
+/*
+ * The member a purchase is being moved from by the UPDATE at hand (NULL:
+ * none): the new member's award then says "purchase moved".
+ */
+static const char *moved_from = NULL;
+
+/* The purchase was awarded to the member it is moved from. */
 static bool
 awarded_elsewhere(TrackCols *tc, const char *reference)
 {
-	return award_program(tc, reference) != 0;
+	return moved_from != NULL && award_program(tc, moved_from, reference) != 0;
 }
 
 /*
@@ -106,7 +117,7 @@ awarded_elsewhere(TrackCols *tc, const char *reference)
  */
 static bool
 read_row(Relation rel, TupleDesc desc, HeapTuple tuple, const TrackCols *track, TrackCols *tc,
-		 ProgramConf **prog, Purchase *p)
+		 ProgramConf **prog, Purchase *p, int32 fallback_program)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 	bool		has;
@@ -117,7 +128,9 @@ read_row(Relation rel, TupleDesc desc, HeapTuple tuple, const TrackCols *track, 
 	loyalty_track_labels(tc, rel, *prog);
 	ExecStoreHeapTuple(tuple, slot, false);
 	has = loyalty_read_purchase(slot, tc, *prog, p);
-	if (has && (awarded_in = award_program(tc, p->reference)) != 0 &&
+	/* a purchase moved to this member belongs where its old version did */
+	if (has && ((awarded_in = award_program(tc, p->member_key, p->reference)) != 0 ||
+				(awarded_in = fallback_program) != 0) &&
 		awarded_in != tc->program_id)
 	{
 		/* read again: in the program's time zone, against its rules */
@@ -159,12 +172,19 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 		Lots	   *lots = loyalty_award_lots(prog, expiry, at, diff, &kind);
 		LotsBuf		delta;
 
-		if (has_initial || awarded_elsewhere(tc, reference))
+		/*
+		 * The member's first award of the purchase is its initial entry
+		 * (earn or pending), so that ledger_purchase_award refuses the
+		 * purchase inserted again for the member -- also when it was moved
+		 * here from another member.
+		 */
+		if (has_initial)
 			loyalty_insert_entry(tc, m, "adjust", diff, lots, reference,
 								 strcmp(reason, REASON_REINSERTED) == 0 ? REASON_REINSERTED :
-								 has_initial ? "purchase amount changed" : "purchase moved", at);
+								 "purchase amount changed", at);
 		else
-			loyalty_insert_entry(tc, m, kind, diff, lots, reference, NULL, at);
+			loyalty_insert_entry(tc, m, kind, diff, lots, reference,
+								 awarded_elsewhere(tc, reference) ? "purchase moved" : NULL, at);
 		lotsbuf_from_lots(&delta, lots);
 		lotsbuf_merge(&m->lots, &delta);
 		m->dirty = true;
@@ -299,7 +319,7 @@ correct_purchase(bool has_old, TrackCols *oldtc, ProgramConf *oldprog, Purchase 
 		oldtc->program_id == newtc->program_id)
 	{
 		/*
-		 * A move touches two members: lock both first, in id order, as
+		 * A move touches two members: lock both first, in key order, as
 		 * transfer() does, so that a concurrent transfer between them
 		 * cannot deadlock with it.  (Members of two programs are never
 		 * locked together elsewhere.)
@@ -318,8 +338,20 @@ correct_purchase(bool has_old, TrackCols *oldtc, ProgramConf *oldprog, Purchase 
 	if (has_old && !same)
 		loyalty_settle_purchase(oldtc, oldprog, oldp, false, oldp, "purchase moved");
 	if (has_new)
-		loyalty_settle_purchase(newtc, newprog, newp, true, same ? oldp : NULL,
-								newp->reversed ? "purchase refunded" : "purchase amount changed");
+	{
+		moved_from = has_old && strcmp(oldp->member_key, newp->member_key) != 0 ?
+			oldp->member_key : NULL;
+		PG_TRY();
+		{
+			loyalty_settle_purchase(newtc, newprog, newp, true, same ? oldp : NULL,
+									newp->reversed ? "purchase refunded" : "purchase amount changed");
+		}
+		PG_FINALLY();
+		{
+			moved_from = NULL;
+		}
+		PG_END_TRY();
+	}
 }
 
 /*
@@ -330,7 +362,7 @@ correct_purchase(bool has_old, TrackCols *oldtc, ProgramConf *oldprog, Purchase 
  */
 static bool
 moved_purchase(Relation rel, HeapTuple old, const TrackCols *track, TrackCols *tc,
-			   ProgramConf **prog, Purchase *p)
+			   ProgramConf **prog, Purchase *p, int32 old_program)
 {
 	List	   *ancestors;
 	HeapTuple	row;
@@ -344,7 +376,7 @@ moved_purchase(Relation rel, HeapTuple old, const TrackCols *track, TrackCols *t
 	row = loyalty_moved_row(llast_oid(ancestors), rel, old, track->ref, track->nref, &desc);
 	if (row == NULL)
 		return false;
-	return read_row(rel, desc, row, track, tc, prog, p);
+	return read_row(rel, desc, row, track, tc, prog, p, old_program);
 }
 
 Datum
@@ -376,14 +408,15 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 	loyalty_load_track(loyalty_track_id_arg(trigdata), rel, &track);
 
 	has_old = read_row(rel, RelationGetDescr(rel), trigdata->tg_trigtuple, &track, &oldtc, &oldprog,
-					   &oldp);
+					   &oldp, 0);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		has_new = read_row(rel, RelationGetDescr(rel), trigdata->tg_newtuple, &track, &newtc, &newprog,
-						   &newp);
+						   &newp, has_old ? oldtc.program_id : 0);
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		if (has_old && moved_purchase(rel, trigdata->tg_trigtuple, &track, &newtc, &newprog, &newp))
+		if (has_old && moved_purchase(rel, trigdata->tg_trigtuple, &track, &newtc, &newprog, &newp,
+								   oldtc.program_id))
 			correct_purchase(has_old, &oldtc, oldprog, &oldp, true, &newtc, newprog, &newp);
 		else if (has_old)
 			loyalty_settle_purchase(&oldtc, oldprog, &oldp, false, &oldp, "purchase deleted");

@@ -115,7 +115,7 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 		if (m == NULL)
 			continue;
 		m->found = true;
-		m->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		m->program_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 		lotsbuf_from_lots(&m->lots, DatumGetLotsP(SPI_getbinval(tup, desc, 3, &isnull)));
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		m->had_purchase = !isnull;
@@ -170,23 +170,28 @@ loyalty_lock_member(TrackCols *tc, const char *key, bool enroll, MemberState *m)
 void
 loyalty_latest_entries(MemberState *members, int nmembers, TimestampTz *latest)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * Max(nmembers, 1));
+	Datum	   *keys = palloc(sizeof(Datum) * Max(nmembers, 1));
 	int			n = 0;
-	Datum		args[1];
+	int32		program_id = 0;
+	Datum		args[2];
 
 	for (int i = 0; i < nmembers; i++)
 	{
 		latest[i] = DT_NOBEGIN;
 		if (members[i].found)
-			ids[n++] = Int64GetDatum(members[i].id);
+		{
+			keys[n++] = CStringGetTextDatum(members[i].key);
+			program_id = members[i].program_id;
+		}
 	}
 	if (n == 0)
 		return;
-	args[0] = PointerGetDatum(loyalty_array_of(ids, NULL, n, INT8OID));
+	args[0] = Int32GetDatum(program_id);
+	args[1] = PointerGetDatum(loyalty_array_of(keys, NULL, n, TEXTOID));
 	/* not read_only: a fresh snapshot sees what committed while we waited for the members */
 	if (loyalty_purchase_exec(STMT_LATEST_ENTRIES, NULL, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the members' latest entries");
-	/* in the order of ids given: the found members, in array order */
+	/* in the order of keys given: the found members, in array order */
 	for (int i = 0, r = 0; i < nmembers && (uint64) r < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -201,20 +206,21 @@ loyalty_latest_entries(MemberState *members, int nmembers, TimestampTz *latest)
 }
 
 /*
- * Run a statement that updates the member (with its id and an instant) and
+ * Run a statement that updates the member (with its key and an instant) and
  * returns its new lots first; "what" completes the error message.
  */
 static void
 update_lots(MemberState *m, PurchaseStmt stmt, TimestampTz at, const char *what)
 {
-	Datum		args[2];
+	Datum		args[3];
 	bool		isnull;
 
-	args[0] = Int64GetDatum(m->id);
-	args[1] = TimestampTzGetDatum(at);
+	args[0] = Int32GetDatum(m->program_id);
+	args[1] = CStringGetTextDatum(m->key);
+	args[2] = TimestampTzGetDatum(at);
 	if (loyalty_purchase_exec(stmt, NULL, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
 		SPI_processed != 1)
-		elog(ERROR, "could not %s member %lld", what, (long long) m->id);
+		elog(ERROR, "could not %s member \"%s\"", what, m->key);
 	lotsbuf_from_lots(&m->lots, DatumGetLotsP(SPI_getbinval(SPI_tuptable->vals[0],
 															SPI_tuptable->tupdesc, 1,
 															&isnull)));

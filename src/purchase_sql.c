@@ -26,7 +26,7 @@
 #define ARG_ACTIVITY		((Oid) 3)
 #define ARG_ACTIVITY_ARRAY	((Oid) 4)
 
-#define MAX_ARGS 17
+#define MAX_ARGS 18
 
 typedef struct PurchaseStatement
 {
@@ -36,28 +36,33 @@ typedef struct PurchaseStatement
 } PurchaseStatement;
 
 /*
- * The ledger rows of a statement, passed as parallel arrays ($3 .. $9) and
+ * The ledger rows of a statement, passed as parallel arrays ($3 .. $10) and
  * unnested in the select list (ProjectSet): unnest() in FROM would be a
- * function scan, which first copies every row into a tuplestore.
+ * function scan, which first copies every row into a tuplestore.  A row's
+ * seq is its member's greatest seq before the statement (the members are
+ * locked) + its place among the member's rows of the statement ($10).
  */
-#define UNNEST_ROWS "unnest($3), unnest($4), unnest($5), unnest($6), unnest($7), unnest($8), unnest($9)"
+#define UNNEST_ROWS "SELECT unnest($3) AS k, unnest($10) AS o, unnest($4) AS kind, unnest($5) AS p," \
+	" unnest($6) AS lots, unnest($7) AS r, unnest($8) AS reason, unnest($9) AS e"
+#define SELECT_ROWS "SELECT $1, $2, u.k, (SELECT coalesce(max(l.seq), 0) FROM loyalty.ledger l" \
+	" WHERE l.program_id = $1 AND l.member_key = u.k) + u.o," \
+	" u.kind, u.p, u.lots, u.r, u.reason, u.e FROM (" UNNEST_ROWS ") u"
 
 /*
  * Award rows (kind earn or pending, with a track_id) conflict only on
  * ledger_purchase_award: name it, so that no other unique index is probed.
  */
-#define AWARD_CONFLICT "ON CONFLICT (track_id, reference)" \
+#define AWARD_CONFLICT "ON CONFLICT (member_key, track_id, reference)" \
 	" WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending') DO NOTHING"
 
-#define INSERT_ROWS "INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind," \
-	" points, lots, reference, reason, effective_at)" \
-	" SELECT $1, $2, " UNNEST_ROWS
+#define INSERT_ROWS "INSERT INTO loyalty.ledger (program_id, track_id, member_key, seq, kind," \
+	" points, lots, reference, reason, effective_at) " SELECT_ROWS
 
-#define INSERT_ROWS_ARGS {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, \
-	ARG_LOTS_ARRAY, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID}
+#define INSERT_ROWS_ARGS {INT4OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, \
+	ARG_LOTS_ARRAY, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID}
 
-#define LOCK_COLUMNS "id, member_key, balance, first_purchase_at, last_activity_at, tier, activity," \
-	" settled_at"
+#define LOCK_COLUMNS "program_id, member_key, balance, first_purchase_at, last_activity_at, tier," \
+	" activity, settled_at"
 
 static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 	[STMT_TRACKED_TABLE] = {
@@ -78,7 +83,7 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 	[STMT_LOCK_MEMBERS] = {
 		"SELECT " LOCK_COLUMNS " FROM loyalty.members"
 		" WHERE program_id = $1 AND member_key = ANY ($2)"
-		" ORDER BY id FOR UPDATE",
+		" ORDER BY member_key FOR UPDATE",
 		2, {INT4OID, TEXTARRAYOID}
 	},
 	[STMT_ENROLL] = {
@@ -87,88 +92,91 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		" ON CONFLICT (program_id, member_key) DO NOTHING",
 		2, {INT4OID, TEXTARRAYOID}
 	},
-	/* per member the newest entry of the (member_id, effective_at) index */
+	/* per member the newest entry of the ledger_member_time index */
 	[STMT_LATEST_ENTRIES] = {
-		"SELECT u.id, (SELECT max(l.effective_at) FROM loyalty.ledger l"
-		" WHERE l.member_id = u.id)"
-		" FROM unnest($1) WITH ORDINALITY AS u(id, n) ORDER BY u.n",
-		1, {INT8ARRAYOID}
+		"SELECT u.k, (SELECT max(l.effective_at) FROM loyalty.ledger l"
+		" WHERE l.program_id = $1 AND l.member_key = u.k)"
+		" FROM unnest($2) WITH ORDINALITY AS u(k, n) ORDER BY u.n",
+		2, {INT4OID, TEXTARRAYOID}
 	},
 	[STMT_SETTLE] = {
-		"UPDATE loyalty.members m SET balance = loyalty._settle(m, $2),"
-		" settled_at = greatest(m.settled_at, $2)"
-		" WHERE id = $1 RETURNING balance, settled_at",
-		2, {INT8OID, TIMESTAMPTZOID}
+		"UPDATE loyalty.members m SET balance = loyalty._settle(m, $3),"
+		" settled_at = greatest(m.settled_at, $3)"
+		" WHERE program_id = $1 AND member_key = $2 RETURNING balance, settled_at",
+		3, {INT4OID, TEXTOID, TIMESTAMPTZOID}
 	},
 	[STMT_REBUILD] = {
-		"UPDATE loyalty.members m SET balance = loyalty._rebuild(m, $2),"
-		" settled_at = $2 WHERE id = $1 RETURNING balance",
-		2, {INT8OID, TIMESTAMPTZOID}
+		"UPDATE loyalty.members m SET balance = loyalty._rebuild(m, $3),"
+		" settled_at = $3 WHERE program_id = $1 AND member_key = $2 RETURNING balance",
+		3, {INT4OID, TEXTOID, TIMESTAMPTZOID}
 	},
 	[STMT_CAP_USED] = {
 		"SELECT coalesce(sum(points), 0)::bigint FROM loyalty.ledger"
-		" WHERE member_id = $1 AND effective_at >= $2 AND effective_at < $3"
+		" WHERE program_id = $1 AND member_key = $2 AND effective_at >= $3 AND effective_at < $4"
 		" AND track_id IS NOT NULL AND points > 0"
 		" AND (reason IS NULL OR reason = 'purchase amount changed')",
-		3, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+		4, {INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	},
 	[STMT_TIER_UPGRADE] = {
-		"SELECT loyalty._tier_upgrade($1, $2, $3)",
-		3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+		"SELECT loyalty._tier_upgrade($1, $2, $3, $4)",
+		4, {INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 	},
 	[STMT_INSERT_ROWS] = {
 		INSERT_ROWS,
-		9, INSERT_ROWS_ARGS
+		10, INSERT_ROWS_ARGS
 	},
 	[STMT_INSERT_NEW_ROWS] = {
-		INSERT_ROWS " " AWARD_CONFLICT " RETURNING reference",
-		9, INSERT_ROWS_ARGS
+		INSERT_ROWS " " AWARD_CONFLICT " RETURNING reference, member_key",
+		10, INSERT_ROWS_ARGS
 	},
 	[STMT_WRITE_MEMBER] = {
 		"WITH prior AS (SELECT max(effective_at) AS at FROM loyalty.ledger"
-		" WHERE member_id = $13),"
-		" ins AS ("
-		" INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
-		" points, lots, reference, reason, effective_at)"
-		" SELECT $1, $2, " UNNEST_ROWS " "
-		AWARD_CONFLICT " RETURNING reference),"
-		" upd AS (UPDATE loyalty.members SET balance = $10,"
-		" first_purchase_at = $11, last_activity_at = $12, activity = $15,"
-		" settled_at = $16"
-		" WHERE id = $13 AND (SELECT count(*) FROM ins) = $14"
-		" AND coalesce((SELECT at FROM prior), '-infinity') <= $17 RETURNING 1)"
+		" WHERE program_id = $1 AND member_key = $14),"
+		" ins AS (" INSERT_ROWS " " AWARD_CONFLICT " RETURNING reference),"
+		" upd AS (UPDATE loyalty.members SET balance = $11,"
+		" first_purchase_at = $12, last_activity_at = $13, activity = $16,"
+		" settled_at = $17"
+		" WHERE program_id = $1 AND member_key = $14 AND (SELECT count(*) FROM ins) = $15"
+		" AND coalesce((SELECT at FROM prior), '-infinity') <= $18 RETURNING 1)"
 		" SELECT (SELECT count(*) FROM upd), (SELECT array_agg(reference) FROM ins),"
 		" (SELECT at FROM prior)",
-		17, {INT4OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+		18, {INT4OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 			ARG_LOTS_ARRAY, TEXTARRAYOID, TEXTARRAYOID,
-			TIMESTAMPTZARRAYOID, ARG_LOTS, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		INT8OID, INT8OID, ARG_ACTIVITY, TIMESTAMPTZOID, TIMESTAMPTZOID}
+			TIMESTAMPTZARRAYOID, INT8ARRAYOID, ARG_LOTS, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		TEXTOID, INT8OID, ARG_ACTIVITY, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	},
 	/* settled_at: loyalty_plan_members() saw to it that everything due by now is written */
 	[STMT_UPDATE_MEMBERS] = {
 		"UPDATE loyalty.members m SET balance = u.b,"
 		" first_purchase_at = u.f, last_activity_at = u.a, activity = u.act,"
 		" settled_at = $6"
-		" FROM unnest($1, $2, $3, $4, $5) AS u(id, b, f, a, act) WHERE m.id = u.id",
-		6, {INT8ARRAYOID, ARG_LOTS_ARRAY, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-		ARG_ACTIVITY_ARRAY, TIMESTAMPTZOID}
+		" FROM unnest($1, $2, $3, $4, $5) AS u(k, b, f, a, act)"
+		" WHERE m.program_id = $7 AND m.member_key = u.k",
+		7, {TEXTARRAYOID, ARG_LOTS_ARRAY, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+		ARG_ACTIVITY_ARRAY, TIMESTAMPTZOID, INT4OID}
 	},
 	[STMT_UPDATE_MEMBER] = {
 		"UPDATE loyalty.members SET balance = $2, first_purchase_at = $3,"
-		" last_activity_at = $4, activity = $5 WHERE id = $1",
-		5, {INT8OID, ARG_LOTS, TIMESTAMPTZOID, TIMESTAMPTZOID, ARG_ACTIVITY}
+		" last_activity_at = $4, activity = $5 WHERE program_id = $6 AND member_key = $1",
+		6, {TEXTOID, ARG_LOTS, TIMESTAMPTZOID, TIMESTAMPTZOID, ARG_ACTIVITY, INT4OID}
 	},
 	[STMT_AWARD_OF] = {
 		"SELECT kind, points, lots, effective_at FROM loyalty.ledger"
-		" WHERE member_id = $1 AND track_id = $2 AND reference = $3"
-		" ORDER BY id",
-		3, {INT8OID, INT4OID, TEXTOID}
+		" WHERE program_id = $4 AND member_key = $1 AND track_id = $2 AND reference = $3"
+		" ORDER BY seq",
+		4, {TEXTOID, INT4OID, TEXTOID, INT4OID}
 	},
-	/* the program of a purchase's initial award, by ledger_purchase_award */
+	/*
+	 * the program that awarded a member's purchase: of its entries, the
+	 * initial award's, else (a purchase moved to the member) any; one probe
+	 * of the primary key per program
+	 */
 	[STMT_AWARD_PROGRAM] = {
-		"SELECT program_id FROM loyalty.ledger WHERE track_id = $1 AND reference = $2"
-		" AND kind IN ('earn', 'pending')",
-		2, {INT4OID, TEXTOID}
+		"SELECT program_id FROM loyalty.ledger"
+		" WHERE program_id = ANY (ARRAY(SELECT id FROM loyalty.programs))"
+		" AND member_key = $1 AND track_id = $2 AND reference = $3"
+		" ORDER BY kind IN ('earn', 'pending') DESC, seq LIMIT 1",
+		3, {TEXTOID, INT4OID, TEXTOID}
 	},
 	/*
 	 * of refused awards, those whose purchase holds nothing (it was deleted)
@@ -176,18 +184,20 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 	 * to the program that awarded it)
 	 */
 	[STMT_TAKEN_BACK] = {
-		"SELECT u.r FROM unnest($2) AS u(r)"
+		"SELECT u.r, u.k FROM unnest($2, $4) AS u(r, k)"
 		" WHERE (SELECT coalesce(sum(l.points), 0) FROM loyalty.ledger l"
-		" WHERE l.track_id = $1 AND l.reference = u.r) = 0"
-		" AND (SELECT l.program_id FROM loyalty.ledger l WHERE l.track_id = $1"
-		" AND l.reference = u.r AND l.kind IN ('earn', 'pending') LIMIT 1) = $3",
-		3, {INT4OID, TEXTARRAYOID, INT4OID}
+		" WHERE l.program_id = $3 AND l.member_key = u.k AND l.track_id = $1"
+		" AND l.reference = u.r) = 0"
+		" AND (SELECT l.program_id FROM loyalty.ledger l WHERE l.member_key = u.k"
+		" AND l.track_id = $1 AND l.reference = u.r AND l.kind IN ('earn', 'pending')) = $3",
+		4, {INT4OID, TEXTARRAYOID, INT4OID, TEXTARRAYOID}
 	},
 	[STMT_INSERT_ENTRY] = {
-		"INSERT INTO loyalty.ledger (program_id, track_id, member_id, kind,"
+		"INSERT INTO loyalty.ledger (program_id, track_id, member_key, seq, kind,"
 		" points, lots, reference, reason, effective_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		9, {INT4OID, INT4OID, INT8OID, TEXTOID, INT8OID, ARG_LOTS,
+		" SELECT $1, $2, $3, coalesce(max(l.seq), 0) + 1, $4, $5, $6, $7, $8, $9"
+		" FROM loyalty.ledger l WHERE l.program_id = $1 AND l.member_key = $3",
+		9, {INT4OID, INT4OID, TEXTOID, TEXTOID, INT8OID, ARG_LOTS,
 		TEXTOID, TEXTOID, TIMESTAMPTZOID}
 	},
 };

@@ -17,7 +17,8 @@
 #include "purchase.h"
 
 void
-loyalty_rows_add(PendingRows *rows, int member, int64 member_id, const char *kind, int64 points,
+loyalty_rows_add(PendingRows *rows, int member, const char *member_key, const char *kind,
+				 int64 points,
 				 Lots *lots, const char *reference, const char *reason, TimestampTz at,
 				 Numeric amount)
 {
@@ -25,7 +26,7 @@ loyalty_rows_add(PendingRows *rows, int member, int64 member_id, const char *kin
 	{
 		rows->max = Max(64, rows->max * 2);
 #define GROW(f, T) rows->f = rows->f ? repalloc(rows->f, sizeof(T) * rows->max) : palloc(sizeof(T) * rows->max)
-		GROW(member_id, Datum);
+		GROW(member_key, Datum);
 		GROW(kind, Datum);
 		GROW(points, Datum);
 		GROW(lots, Datum);
@@ -39,7 +40,7 @@ loyalty_rows_add(PendingRows *rows, int member, int64 member_id, const char *kin
 	}
 	rows->member[rows->n] = member;
 	rows->amount[rows->n] = amount;
-	rows->member_id[rows->n] = Int64GetDatum(member_id);
+	rows->member_key[rows->n] = CStringGetTextDatum(member_key);
 	rows->kind[rows->n] = CStringGetTextDatum(kind);
 	rows->points[rows->n] = Int64GetDatum(points);
 	rows->lots[rows->n] = PointerGetDatum(lots);
@@ -56,18 +57,50 @@ loyalty_cstring_ptr_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+/* a row that went in: (reference, member key) */
+typedef struct RowKey
+{
+	char	   *reference;
+	char	   *member_key;
+} RowKey;
+
+static int
+row_key_cmp(const void *a, const void *b)
+{
+	const RowKey *x = a,
+			   *y = b;
+	int			c = strcmp(x->reference, y->reference);
+
+	return c != 0 ? c : strcmp(x->member_key, y->member_key);
+}
+
+/*
+ * The arguments of an insert of rows [from, from + n): $1 .. $10.  $10 is
+ * each row's place among its member's rows of the insert (1, 2, ...): a
+ * row's seq is the member's greatest seq before the statement + its place.
+ */
 static void
 insert_args(TrackCols *tc, PendingRows *rows, int from, int n, Datum *args)
 {
+	int			nmembers = 0;
+	int		   *count;
+	Datum	   *place = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = from; i < from + n; i++)
+		nmembers = Max(nmembers, rows->member[i] + 1);
+	count = palloc0(sizeof(int) * Max(nmembers, 1));
+	for (int i = 0; i < n; i++)
+		place[i] = Int64GetDatum((int64) ++count[rows->member[from + i]]);
 	args[0] = Int32GetDatum(tc->program_id);
 	args[1] = Int32GetDatum(tc->track_id);
-	args[2] = PointerGetDatum(loyalty_array_of(rows->member_id + from, NULL, n, INT8OID));
+	args[2] = PointerGetDatum(loyalty_array_of(rows->member_key + from, NULL, n, TEXTOID));
 	args[3] = PointerGetDatum(loyalty_array_of(rows->kind + from, NULL, n, TEXTOID));
 	args[4] = PointerGetDatum(loyalty_array_of(rows->points + from, NULL, n, INT8OID));
 	args[5] = PointerGetDatum(loyalty_array_of(rows->lots + from, NULL, n, tc->lots_type));
 	args[6] = PointerGetDatum(loyalty_array_of(rows->reference + from, NULL, n, TEXTOID));
 	args[7] = PointerGetDatum(loyalty_array_of(rows->reason + from, rows->reason_null + from, n, TEXTOID));
 	args[8] = PointerGetDatum(loyalty_array_of(rows->effective + from, NULL, n, TIMESTAMPTZOID));
+	args[9] = PointerGetDatum(loyalty_array_of(place, NULL, n, INT8OID));
 }
 
 /*
@@ -80,7 +113,7 @@ insert_args(TrackCols *tc, PendingRows *rows, int from, int n, Datum *args)
 bool *
 loyalty_rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
 {
-	Datum		args[9];
+	Datum		args[10];
 	bool	   *inserted = palloc0(sizeof(bool) * n);
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -138,16 +171,20 @@ with_on_conflict:
 	{
 		/* full-length comparison: references can be any length */
 		int			nref = (int) SPI_processed;
-		char	  **refs = palloc(sizeof(char *) * Max(nref, 1));
+		RowKey	   *refs = palloc(sizeof(RowKey) * Max(nref, 1));
 
 		for (int i = 0; i < nref; i++)
-			refs[i] = loyalty_spi_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		qsort(refs, nref, sizeof(char *), loyalty_cstring_ptr_cmp);
+		{
+			refs[i].reference = loyalty_spi_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			refs[i].member_key = loyalty_spi_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		}
+		qsort(refs, nref, sizeof(RowKey), row_key_cmp);
 		for (int i = 0; i < n; i++)
 		{
-			char	   *ref = TextDatumGetCString(rows->reference[from + i]);
+			RowKey		key = {TextDatumGetCString(rows->reference[from + i]),
+			TextDatumGetCString(rows->member_key[from + i])};
 
-			inserted[i] = bsearch(&ref, refs, nref, sizeof(char *), loyalty_cstring_ptr_cmp) != NULL;
+			inserted[i] = bsearch(&key, refs, nref, sizeof(RowKey), row_key_cmp) != NULL;
 		}
 	}
 	return inserted;
@@ -156,14 +193,14 @@ with_on_conflict:
 void
 loyalty_members_update(TrackCols *tc, MemberState *members, int nmembers)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * nmembers);
+	Datum	   *keys = palloc(sizeof(Datum) * nmembers);
 	Datum	   *lots = palloc(sizeof(Datum) * nmembers);
 	Datum	   *first = palloc(sizeof(Datum) * nmembers);
 	bool	   *first_null = palloc(sizeof(bool) * nmembers);
 	Datum	   *last = palloc(sizeof(Datum) * nmembers);
 	bool	   *last_null = palloc(sizeof(bool) * nmembers);
 	Datum	   *act = palloc(sizeof(Datum) * nmembers);
-	Datum		args[6];
+	Datum		args[7];
 	int			n = 0;
 
 	for (int i = 0; i < nmembers; i++)
@@ -173,7 +210,7 @@ loyalty_members_update(TrackCols *tc, MemberState *members, int nmembers)
 		/* every row refused (purchases inserted again): the member is unchanged */
 		if (!m->dirty || (m->replayed && !m->any_went_in))
 			continue;
-		ids[n] = Int64GetDatum(m->id);
+		keys[n] = CStringGetTextDatum(m->key);
 		lots[n] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
 		first_null[n] = !m->had_purchase;
 		first[n] = TimestampTzGetDatum(m->first_purchase_at);
@@ -184,12 +221,13 @@ loyalty_members_update(TrackCols *tc, MemberState *members, int nmembers)
 	}
 	if (n == 0)
 		return;
-	args[0] = PointerGetDatum(loyalty_array_of(ids, NULL, n, INT8OID));
+	args[0] = PointerGetDatum(loyalty_array_of(keys, NULL, n, TEXTOID));
 	args[1] = PointerGetDatum(loyalty_array_of(lots, NULL, n, tc->lots_type));
 	args[2] = PointerGetDatum(loyalty_array_of(first, first_null, n, TIMESTAMPTZOID));
 	args[3] = PointerGetDatum(loyalty_array_of(last, last_null, n, TIMESTAMPTZOID));
 	args[4] = PointerGetDatum(loyalty_array_of(act, NULL, n, tc->activity_type));
 	args[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	args[6] = Int32GetDatum(tc->program_id);
 	if (loyalty_purchase_exec(STMT_UPDATE_MEMBERS, tc, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update member balances");
 }
@@ -218,8 +256,8 @@ void
 loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, PendingRows *rows,
 						 bool *went_in_out)
 {
-	Datum		args[17];
-	char		nulls[17];
+	Datum		args[18];
+	char		nulls[18];
 	Lots	   *before = lotsbuf_to_lots(&m->lots);
 	bool		isnull;
 	Datum		refs;
@@ -231,15 +269,15 @@ loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, Pendi
 		lotsbuf_merge_lots(&m->lots, DatumGetLotsP(rows->lots[i]));
 	memset(nulls, ' ', sizeof(nulls));
 	insert_args(tc, rows, 0, rows->n, args);
-	args[9] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
-	times_args(m, args, nulls, 10);
-	args[12] = Int64GetDatum(m->id);
-	args[13] = Int64GetDatum(rows->n);
-	args[14] = PointerGetDatum(m->activity);
-	args[15] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	args[10] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
+	times_args(m, args, nulls, 11);
+	args[13] = CStringGetTextDatum(m->key);
+	args[14] = Int64GetDatum(rows->n);
+	args[15] = PointerGetDatum(m->activity);
+	args[16] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	for (int i = 0; i < rows->n; i++)
 		earliest = Min(earliest, DatumGetTimestampTz(rows->effective[i]));
-	args[16] = TimestampTzGetDatum(earliest);
+	args[17] = TimestampTzGetDatum(earliest);
 	if (loyalty_purchase_exec(STMT_WRITE_MEMBER, tc, args, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not write ledger entries");
@@ -299,9 +337,9 @@ loyalty_insert_entry(TrackCols *tc, MemberState *m, const char *kind, int64 poin
 	Datum		args[9];
 	char		nulls[9] = "         ";
 
-	args[0] = Int32GetDatum(tc->program_id);
+	args[0] = Int32GetDatum(m->program_id);
 	args[1] = Int32GetDatum(tc->track_id);
-	args[2] = Int64GetDatum(m->id);
+	args[2] = CStringGetTextDatum(m->key);
 	args[3] = CStringGetTextDatum(kind);
 	args[4] = Int64GetDatum(points);
 	args[5] = PointerGetDatum(lots);
@@ -318,11 +356,12 @@ loyalty_insert_entry(TrackCols *tc, MemberState *m, const char *kind, int64 poin
 void
 loyalty_update_member(MemberState *m, TrackCols *tc)
 {
-	Datum		args[5];
-	char		nulls[5] = "     ";
+	Datum		args[6];
+	char		nulls[6] = "      ";
 
 	args[4] = PointerGetDatum(m->activity);
-	args[0] = Int64GetDatum(m->id);
+	args[5] = Int32GetDatum(m->program_id);
+	args[0] = CStringGetTextDatum(m->key);
 	args[1] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
 	times_args(m, args, nulls, 2);
 	if (loyalty_purchase_exec(STMT_UPDATE_MEMBER, tc, args, nulls, false, 0) != SPI_OK_UPDATE)

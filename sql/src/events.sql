@@ -32,19 +32,22 @@ BEGIN
 	m := loyalty._member(p, member, true);
 
 	SELECT * INTO ev FROM loyalty.events x
-	 WHERE x.program_id = p.id AND x.member_id = m.id AND x.reference = record_event.reference;
+	 WHERE x.program_id = m.program_id AND x.member_key = m.member_key
+	   AND x.reference = record_event.reference;
 	IF FOUND THEN
 		IF ev.action <> record_event.action THEN
 			RAISE EXCEPTION 'reference "%" was already used for a different event in program "%"',
 							reference, p.code
 				USING ERRCODE = 'LY004',
-					  DETAIL = format('Event %s is action "%s".', ev.id, ev.action),
+					  DETAIL = format('Event %s of member "%s" is action "%s".', ev.seq,
+									  ev.member_key, ev.action),
 					  HINT = 'Use a new reference for a new event; repeat an event with the same arguments.';
 		END IF;
-		SELECT * INTO l FROM loyalty.ledger WHERE id = ev.ledger_id;
+		SELECT * INTO l FROM loyalty.ledger x
+		 WHERE x.program_id = ev.program_id AND x.member_key = ev.member_key AND x.seq = ev.seq;
 		RETURN l;
 	END IF;
-	PERFORM loyalty._reference_unused(p, 'earn', m.id, reference);
+	PERFORM loyalty._reference_unused(p, 'earn', m.member_key, reference);
 
 	SELECT * INTO rule FROM loyalty.event_rules x
 	 WHERE x.program_id = p.id AND x.action = record_event.action AND x.active;
@@ -64,7 +67,7 @@ BEGIN
 				USING ERRCODE = 'LY019', HINT = 'Pass referred => the new member''s key.';
 		END IF;
 		ref := loyalty._member(p, referred, false);
-		IF ref.id = m.id THEN
+		IF ref.member_key = m.member_key THEN
 			RAISE EXCEPTION 'member "%" cannot refer themselves', m.member_key USING ERRCODE = 'LY019';
 		END IF;
 		IF ref.first_purchase_at IS NULL OR ref.first_purchase_at > at THEN
@@ -74,12 +77,12 @@ BEGIN
 					  HINT = 'Record the referral after the referred member''s first purchase.';
 		END IF;
 		SELECT * INTO ev FROM loyalty.events x
-		 WHERE x.program_id = p.id AND x.action = record_event.action AND x.referred_id = ref.id;
+		 WHERE x.program_id = p.id AND x.action = record_event.action AND x.referred_key = ref.member_key;
 		IF FOUND THEN
 			RAISE EXCEPTION 'member "%" was already referred', ref.member_key
 				USING ERRCODE = 'LY019',
-					  DETAIL = format('Event %s (reference "%s") credited member id %s.',
-									  ev.id, ev.reference, ev.member_id);
+					  DETAIL = format('Event %s (reference "%s") credited member "%s".',
+									  ev.seq, ev.reference, ev.member_key);
 		END IF;
 	ELSIF referred IS NOT NULL THEN
 		RAISE EXCEPTION 'action "%" does not take a referred member', action USING ERRCODE = '22023';
@@ -88,7 +91,7 @@ BEGIN
 	IF rule.cap_count IS NOT NULL THEN
 		w := loyalty._period(at, rule.cap_period, p.time_zone);
 		SELECT count(*) INTO n FROM loyalty.events x
-		 WHERE x.member_id = m.id AND x.action = rule.action
+		 WHERE x.program_id = m.program_id AND x.member_key = m.member_key AND x.action = rule.action
 		   AND x.occurred_at >= w.starts AND x.occurred_at < w.ends;
 		IF n >= rule.cap_count THEN
 			RAISE EXCEPTION 'member "%" reached the cap for action "%"', m.member_key, action
@@ -101,9 +104,9 @@ BEGIN
 	END IF;
 
 	l := loyalty.earn(member, rule.points, reference, at, p.code);
-	INSERT INTO loyalty.events (program_id, member_id, action, reference, referred_id, occurred_at,
-								points, ledger_id)
-	VALUES (p.id, m.id, rule.action, reference, ref.id, at, rule.points, l.id);
+	INSERT INTO loyalty.events (program_id, member_key, seq, action, reference, referred_key,
+								occurred_at, points)
+	VALUES (p.id, m.member_key, l.seq, rule.action, reference, ref.member_key, at, rule.points);
 	RETURN l;
 END
 $$;

@@ -119,8 +119,22 @@ CREATE FUNCTION loyalty.inactivity_deadline(program loyalty.programs, last_activ
 	RETURN CASE WHEN program.expiry_policy = 'inactivity' AND last_activity IS NOT NULL
 				THEN loyalty.tz_add(last_activity, program.expiry_interval, program.time_zone) END;
 
+-- The seq of the member's next ledger entry: the greatest one + 1, from
+-- the ledger's primary key.  The caller holds the member's row lock, which
+-- every writer of the member's entries takes first and keeps until it
+-- commits.  Volatile, so that it reads with a snapshot of its own, taken
+-- after the caller locked the member: a statement's snapshot may be older
+-- than the lock (a batch that locks and writes in one statement) and miss
+-- the entries of a writer that committed in between.  Call it once per
+-- member and statement, and number the statement's entries from it.
+CREATE FUNCTION loyalty._next_seq(program_id integer, member_key text) RETURNS bigint
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, loyalty, pg_temp
+	RETURN (SELECT coalesce(max(l.seq), 0) + 1 FROM loyalty.ledger l
+			 WHERE l.program_id = _next_seq.program_id AND l.member_key = _next_seq.member_key);
+
 -- Write the release and expiry entries of lots due by "at"; return what is left.
-CREATE FUNCTION loyalty._settle_lots(program_id integer, member_id bigint, lots loyalty.lots,
+CREATE FUNCTION loyalty._settle_lots(program_id integer, member_key text, lots loyalty.lots,
 									 at timestamptz)
 	RETURNS loyalty.lots
 	LANGUAGE plpgsql
@@ -128,11 +142,13 @@ CREATE FUNCTION loyalty._settle_lots(program_id integer, member_id bigint, lots 
 AS $$
 DECLARE
 	s record := loyalty.lots_settlement(lots, at);
+	first_seq bigint;
 BEGIN
 	IF cardinality(s.kinds) > 0 THEN
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		SELECT _settle_lots.program_id, _settle_lots.member_id, u.*
-		  FROM unnest(s.kinds, s.points, s.entry_lots, s.effective) AS u;
+		first_seq := loyalty._next_seq(program_id, member_key);
+		INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+		SELECT _settle_lots.program_id, _settle_lots.member_key, first_seq + u.n - 1, u.k, u.p, u.l, u.e
+		  FROM unnest(s.kinds, s.points, s.entry_lots, s.effective) WITH ORDINALITY AS u(k, p, l, e, n);
 	END IF;
 	RETURN s.remaining;
 END
@@ -149,7 +165,8 @@ CREATE FUNCTION loyalty._needs_replay(p loyalty.programs, m loyalty.members, at 
 	RETURNS boolean
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, loyalty, pg_temp
-	RETURN at < coalesce((SELECT max(l.effective_at) FROM loyalty.ledger l WHERE l.member_id = m.id),
+	RETURN at < coalesce((SELECT max(l.effective_at) FROM loyalty.ledger l
+						   WHERE l.program_id = m.program_id AND l.member_key = m.member_key),
 						 '-infinity')
 		OR (p.expiry_policy = 'inactivity'
 			AND (m.last_activity_at > coalesce(m.settled_at, '-infinity')
@@ -164,12 +181,13 @@ CREATE FUNCTION loyalty._replay(m loyalty.members, mode text, as_of timestamptz,
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, loyalty, pg_temp
 	RETURN (SELECT loyalty._timeline(m.program_id, mode, as_of, m.settled_at, l.kind, l.points,
-									 l.lots, l.reason, l.effective_at, l.id
+									 l.lots, l.reason, l.effective_at, l.seq
 									 ORDER BY l.effective_at,
 											  (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
-											  l.id)
+											  l.seq)
 			  FROM loyalty.ledger l
-			 WHERE l.member_id = m.id AND l.effective_at <= upto);
+			 WHERE l.program_id = m.program_id AND l.member_key = m.member_key
+			   AND l.effective_at <= upto);
 
 -- The member's lots replayed from the ledger: everything, with what fell
 -- due by "at" written to the ledger first (releases, expiries, inactivity
@@ -181,14 +199,16 @@ CREATE FUNCTION loyalty._rebuild(m loyalty.members, at timestamptz) RETURNS loya
 AS $$
 DECLARE
 	t loyalty._timeline_result := loyalty._replay(m, 'settle', at);
+	first_seq bigint;
 BEGIN
 	IF cardinality(t.kinds) > 0 THEN
-		-- in time order, so that ids follow it
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
-		SELECT m.program_id, m.id, u.k, u.p, u.l, u.r, u.e
+		-- in time order, so that seqs follow it
+		first_seq := loyalty._next_seq(m.program_id, m.member_key);
+		INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reason,
+									effective_at)
+		SELECT m.program_id, m.member_key, first_seq + u.n - 1, u.k, u.p, u.l, u.r, u.e
 		  FROM unnest(t.kinds, t.points, t.entry_lots, t.reasons, t.effective)
-			   WITH ORDINALITY AS u(k, p, l, r, e, n)
-		 ORDER BY u.n;
+			   WITH ORDINALITY AS u(k, p, l, r, e, n);
 	END IF;
 	RETURN coalesce(t.lots, '{}');
 END
@@ -218,7 +238,7 @@ CREATE FUNCTION loyalty._inactive_after(lots loyalty.lots, d timestamptz) RETURN
 									   d)).remaining;
 
 -- The same, written: the releases due before d and the inactivity expiry.
-CREATE FUNCTION loyalty._expire_inactive(program_id integer, member_id bigint, lots loyalty.lots,
+CREATE FUNCTION loyalty._expire_inactive(program_id integer, member_key text, lots loyalty.lots,
 										 d timestamptz)
 	RETURNS loyalty.lots
 	LANGUAGE plpgsql
@@ -226,12 +246,13 @@ CREATE FUNCTION loyalty._expire_inactive(program_id integer, member_id bigint, l
 AS $$
 DECLARE
 	x record := loyalty.lots_expire_usable(
-					loyalty._settle_lots(program_id, member_id, lots, d - interval '1 microsecond'), d);
+					loyalty._settle_lots(program_id, member_key, lots, d - interval '1 microsecond'), d);
 BEGIN
 	IF loyalty.lots_points(x.expired) > 0 THEN
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
-		VALUES (program_id, member_id, 'expire', -loyalty.lots_points(x.expired), x.expired,
-				'inactivity', d);
+		INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reason,
+									effective_at)
+		VALUES (program_id, member_key, loyalty._next_seq(program_id, member_key), 'expire',
+				-loyalty.lots_points(x.expired), x.expired, 'inactivity', d);
 	END IF;
 	RETURN x.remaining;
 END
@@ -255,16 +276,17 @@ BEGIN
 	END IF;
 	deadline := loyalty.inactivity_deadline(p, m.last_activity_at);
 	IF deadline IS NULL OR deadline > at OR deadline <= coalesce(m.settled_at, '-infinity') THEN
-		RETURN loyalty._settle_lots(m.program_id, m.id, m.balance, at);
+		RETURN loyalty._settle_lots(m.program_id, m.member_key, m.balance, at);
 	END IF;
-	RETURN loyalty._settle_lots(m.program_id, m.id,
-								loyalty._expire_inactive(m.program_id, m.id, m.balance, deadline), at);
+	RETURN loyalty._settle_lots(m.program_id, m.member_key,
+								loyalty._expire_inactive(m.program_id, m.member_key, m.balance,
+														 deadline), at);
 END
 $$;
 
 -- An earlier entry under the same reference: the same request (return it) or a conflict.
 CREATE FUNCTION loyalty._replayed(program loyalty.programs, op text, reference text,
-								  member_id bigint, points bigint)
+								  member_key text, points bigint)
 	RETURNS loyalty.ledger
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -276,7 +298,7 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	SELECT * INTO l FROM loyalty.ledger
-	 WHERE ledger.program_id = program.id AND ledger.member_id = _replayed.member_id
+	 WHERE ledger.program_id = program.id AND ledger.member_key = _replayed.member_key
 	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
 	   AND ledger.reference = _replayed.reference
 	   AND ledger.track_id IS NULL
@@ -288,7 +310,8 @@ BEGIN
 		RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
 						reference, op, program.code
 			USING ERRCODE = 'LY004',
-				  DETAIL = format('Ledger entry %s holds %s points.', l.id, l.points),
+				  DETAIL = format('Entry %s of member "%s" holds %s points.', l.seq, l.member_key,
+								  l.points),
 				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
 	END IF;
 	RETURN l;
@@ -299,7 +322,7 @@ $$;
 -- unique violation here is a reference the member used for another
 -- operation's entry of the same kind (a transfer received, say), reported as
 -- LY004.
-CREATE FUNCTION loyalty._append(program loyalty.programs, member_id bigint, kind text,
+CREATE FUNCTION loyalty._append(program loyalty.programs, member_key text, kind text,
 								points bigint, lots loyalty.lots, reference text, reason text,
 								effective_at timestamptz)
 	RETURNS loyalty.ledger
@@ -309,10 +332,11 @@ AS $$
 DECLARE
 	l loyalty.ledger;
 BEGIN
-	INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
+	INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reference, reason,
 								effective_at)
-	VALUES (program.id, _append.member_id, _append.kind, _append.points, _append.lots,
-			_append.reference, _append.reason, _append.effective_at)
+	VALUES (program.id, _append.member_key, loyalty._next_seq(program.id, _append.member_key),
+			_append.kind, _append.points, _append.lots, _append.reference, _append.reason,
+			_append.effective_at)
 	RETURNING * INTO l;
 	RETURN l;
 EXCEPTION WHEN unique_violation THEN
@@ -389,7 +413,7 @@ CREATE FUNCTION loyalty._per(period text) RETURNS text
 
 -- LY004 when an API entry of this operation for the member already uses the
 -- reference.
-CREATE FUNCTION loyalty._reference_unused(program loyalty.programs, op text, member_id bigint,
+CREATE FUNCTION loyalty._reference_unused(program loyalty.programs, op text, member_key text,
 										  reference text)
 	RETURNS void
 	LANGUAGE plpgsql STABLE
@@ -399,7 +423,7 @@ DECLARE
 	l loyalty.ledger;
 BEGIN
 	SELECT * INTO l FROM loyalty.ledger
-	 WHERE ledger.program_id = program.id AND ledger.member_id = _reference_unused.member_id
+	 WHERE ledger.program_id = program.id AND ledger.member_key = _reference_unused.member_key
 	   AND ledger.reference = _reference_unused.reference
 	   AND ledger.track_id IS NULL
 	   AND (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END) = op
@@ -408,7 +432,8 @@ BEGIN
 		RAISE EXCEPTION 'reference "%" was already used for a different % in program "%"',
 						reference, op, program.code
 			USING ERRCODE = 'LY004',
-				  DETAIL = format('Ledger entry %s holds %s points.', l.id, l.points),
+				  DETAIL = format('Entry %s of member "%s" holds %s points.', l.seq, l.member_key,
+								  l.points),
 				  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
 	END IF;
 END

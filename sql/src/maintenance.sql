@@ -4,14 +4,16 @@
 -- the ledger and the stored lots say so, in batches, skipping locked members.
 ------------------------------------------------------------------------------
 
--- One batch of members with ids in (after_id, upto] whose lots have a
+-- One batch of members with (program_id, member_key) in
+-- ((after_program, after_key), (upto_program, upto_key)] whose lots have a
 -- release or expiry due by as_of, settled with set-based statements.
--- Returns (members, entries, expired points, the batch's last member id).
-CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer, after_id bigint,
-									   upto bigint,
+-- Returns (members, entries, expired points, the batch's last member).
+CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer,
+									   after_program integer, after_key text,
+									   upto_program integer, upto_key text,
 									   OUT members bigint, OUT releases bigint,
 									   OUT expiries bigint, OUT expired_points bigint,
-									   OUT last_id bigint)
+									   OUT last_program integer, OUT last_key text)
 	LANGUAGE sql
 	SET search_path = pg_catalog, loyalty, pg_temp
 	-- a batch is small next to the members table: reach its rows through the
@@ -26,10 +28,11 @@ CREATE FUNCTION loyalty._maintain_lots(as_of timestamptz, batch_size integer, af
 	-- plan again for every batch
 	SET jit = off
 AS $$
-	-- batches in member id order, found by walking the primary key (there is
-	-- no index on next_event_at, so that the updates below stay HOT): the
-	-- member rows and the ledger's (member_id, ...) index are then written
-	-- page after page, and all batches together read the table once.
+	-- batches in key order, found by walking the primary key (there is no
+	-- index on next_event_at, so that the updates below stay HOT): the
+	-- member rows and the ledger's indexes, which lead with the same key,
+	-- are then written page after page, and all batches together read the
+	-- table once.
 	-- lots_settlement is called in the select list and its arrays unnested
 	-- there (ProjectSet): as a LATERAL function scan, each call would fill
 	-- and free a tuplestore of its own, which cost about a seventh of the time.
@@ -40,27 +43,42 @@ AS $$
 	-- version, and the UPDATE below would undo the other transaction's change
 	-- (a lost purchase award: docs/reliability.md, bugs found).
 	WITH settled AS MATERIALIZED (
-		SELECT m.id, m.program_id, loyalty.lots_settlement(m.balance, as_of) AS s
+		SELECT m.program_id, m.member_key, loyalty.lots_settlement(m.balance, as_of) AS s
 		  FROM loyalty.members m
-		 WHERE m.next_event_at <= as_of AND m.id > after_id AND m.id <= upto
-		 ORDER BY m.id
+		 WHERE m.next_event_at <= as_of
+		   AND (m.program_id, m.member_key) > (after_program, after_key)
+		   AND (m.program_id, m.member_key) <= (upto_program, upto_key)
+		 ORDER BY m.program_id, m.member_key
 		 LIMIT batch_size
 		   FOR UPDATE OF m SKIP LOCKED
-	), ins AS (
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		SELECT st.program_id, st.id, unnest((st.s).kinds), unnest((st.s).points),
-			   unnest((st.s).entry_lots), unnest((st.s).effective)
+	), seqs AS MATERIALIZED (
+		-- each member's next seq, read once the member is locked above (a
+		-- volatile function reads with a snapshot of its own: this
+		-- statement's may miss entries committed before the lock)
+		SELECT st.program_id, st.member_key, st.s,
+			   loyalty._next_seq(st.program_id, st.member_key) AS next_seq
 		  FROM settled st
+	), ins AS (
+		-- generate_series runs beside the unnests
+		INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+		SELECT sq.program_id, sq.member_key,
+			   sq.next_seq + generate_series(0, cardinality((sq.s).kinds) - 1),
+			   unnest((sq.s).kinds), unnest((sq.s).points),
+			   unnest((sq.s).entry_lots), unnest((sq.s).effective)
+		  FROM seqs sq
 		RETURNING kind, points
 	), upd AS (
 		UPDATE loyalty.members m SET balance = (st.s).remaining
-		  FROM settled st WHERE m.id = st.id
+		  FROM settled st WHERE m.program_id = st.program_id AND m.member_key = st.member_key
 		RETURNING 1
+	), last AS (
+		SELECT st.program_id, st.member_key FROM settled st
+		 ORDER BY st.program_id DESC, st.member_key DESC LIMIT 1
 	)
 	SELECT (SELECT count(*) FROM upd), count(*) FILTER (WHERE i.kind = 'release'),
 		   count(*) FILTER (WHERE i.kind = 'expire'),
 		   coalesce(-sum(i.points) FILTER (WHERE i.kind = 'expire'), 0)::bigint,
-		   (SELECT max(id) FROM settled)
+		   (SELECT program_id FROM last), (SELECT member_key FROM last)
 	  FROM ins i
 $$;
 
@@ -98,7 +116,7 @@ BEGIN
 			m.balance := loyalty._settle(m, as_of);
 			UPDATE loyalty.members
 			   SET balance = m.balance, settled_at = greatest(settled_at, as_of)
-			 WHERE id = m.id;
+			 WHERE program_id = m.program_id AND member_key = m.member_key;
 			IF loyalty.lots_points(m.balance) <> before THEN
 				members := members + 1;
 				expired_points := expired_points + before - loyalty.lots_points(m.balance);
@@ -109,8 +127,9 @@ END
 $$;
 
 -- Lot settlement spread over background workers (src/maintenance.c): each
--- worker takes the next batch_size member ids, settles them with
--- _maintain_lots and commits, until none are left.
+-- worker takes the next range of batch_size members (the ranges' bounds
+-- read from the primary key first), settles them with _maintain_lots and
+-- commits, until none are left.
 CREATE FUNCTION loyalty._maintain_parallel(as_of timestamptz, batch_size integer, workers integer,
 										   OUT members bigint, OUT releases bigint,
 										   OUT expiries bigint, OUT expired_points bigint)
@@ -125,7 +144,8 @@ CREATE FUNCTION loyalty.run_maintenance(as_of timestamptz DEFAULT now(),
 AS $$
 DECLARE
 	b record;
-	last_id bigint := 0;
+	last_program integer := 0;
+	last_key text := '';
 	n_members bigint := 0;
 	n_releases bigint := 0;
 	n_expiries bigint := 0;
@@ -153,13 +173,15 @@ BEGIN
 		n_points := b.expired_points;
 	ELSE
 		LOOP
-			b := loyalty._maintain_lots(as_of, batch_size, last_id, 9223372036854775807);
+			-- from (0, '') to (2147483647, ''): every program id lies between
+			b := loyalty._maintain_lots(as_of, batch_size, last_program, last_key, 2147483647, '');
 			n_members := n_members + b.members;
 			n_releases := n_releases + b.releases;
 			n_expiries := n_expiries + b.expiries;
 			n_points := n_points + b.expired_points;
 			EXIT WHEN b.members < batch_size;
-			last_id := b.last_id;
+			last_program := b.last_program;
+			last_key := b.last_key;
 		END LOOP;
 	END IF;
 	task := 'release'; members := NULL; entries := n_releases; points := NULL;
@@ -217,7 +239,7 @@ BEGIN
 							AND m.last_activity_at > coalesce(m.settled_at, '-infinity'))
 				UNION ALL
 				SELECT r.lots, (SELECT max(l.effective_at) FROM loyalty.ledger l
-								 WHERE l.member_id = m.id AND l.effective_at <= as_of
+								 WHERE l.program_id = m.program_id AND l.member_key = m.member_key AND l.effective_at <= as_of
 								   AND l.kind IN ('earn', 'pending', 'redeem', 'adjust', 'transfer')),
 					   loyalty.lots_next_event(r.lots)
 				  FROM (SELECT loyalty._lots_at(m, as_of) AS lots) r

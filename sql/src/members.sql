@@ -57,8 +57,8 @@ BEGIN
 		RAISE EXCEPTION 'earning time must be a finite timestamp' USING ERRCODE = '22008';
 	END IF;
 	m := loyalty._member(p, member, true);
-	l := loyalty._replayed(p, 'earn', reference, m.id, points);
-	IF l.id IS NOT NULL THEN
+	l := loyalty._replayed(p, 'earn', reference, m.member_key, points);
+	IF l.seq IS NOT NULL THEN
 		RETURN l;
 	END IF;
 
@@ -76,14 +76,14 @@ BEGIN
 	IF loyalty._needs_replay(p, m, at) THEN
 		-- dated before the member's latest entry, or before an inactivity
 		-- deadline that has passed: it takes its place on the time axis
-		l := loyalty._append(p, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
+		l := loyalty._append(p, m.member_key, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
 							 points, credit, reference, NULL, at);
 		m.balance := loyalty._rebuild(m, now());
 		m.last_activity_at := greatest(m.last_activity_at, at);
 	ELSE
 		-- what expired before this activity (inactivity) stays expired
 		m.balance := loyalty._settle(m, least(at, now()));
-		l := loyalty._append(p, m.id, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
+		l := loyalty._append(p, m.member_key, CASE WHEN is_pending THEN 'pending' ELSE 'earn' END,
 							 points, credit, reference, NULL, at);
 		m.balance := loyalty.lots_merge(m.balance, credit);
 		m.last_activity_at := greatest(m.last_activity_at, at);
@@ -93,7 +93,7 @@ BEGIN
 	END IF;
 	UPDATE loyalty.members
 	   SET balance = m.balance, last_activity_at = m.last_activity_at, settled_at = now()
-	 WHERE id = m.id;
+	 WHERE program_id = m.program_id AND member_key = m.member_key;
 	RETURN l;
 END
 $$;
@@ -120,17 +120,17 @@ DECLARE
 BEGIN
 	PERFORM loyalty._check_points(points);
 	m := loyalty._member(p, member, true);
-	l := loyalty._replayed(p, 'redeem', reference, m.id, -points);
-	IF l.id IS NOT NULL THEN
+	l := loyalty._replayed(p, 'redeem', reference, m.member_key, -points);
+	IF l.seq IS NOT NULL THEN
 		RETURN l;
 	END IF;
 	m := loyalty._settled(p, m);
 	s := loyalty.lots_spend(m.balance, points, now());	-- LY001 when short
-	l := loyalty._append(p, m.id, 'redeem', -points, s.drawn, reference, NULL, now());
+	l := loyalty._append(p, m.member_key, 'redeem', -points, s.drawn, reference, NULL, now());
 	m.balance := loyalty._after_write(p, m, s.remaining);
 	UPDATE loyalty.members
 	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now()), settled_at = now()
-	 WHERE id = m.id;
+	 WHERE program_id = m.program_id AND member_key = m.member_key;
 	RETURN l;
 END
 $$;
@@ -167,8 +167,8 @@ BEGIN
 			USING ERRCODE = '22023', HINT = 'Say why, e.g. ''goodwill: late delivery''.';
 	END IF;
 	m := loyalty._member(p, member, true);
-	l := loyalty._replayed(p, 'adjust', reference, m.id, delta);
-	IF l.id IS NOT NULL THEN
+	l := loyalty._replayed(p, 'adjust', reference, m.member_key, delta);
+	IF l.seq IS NOT NULL THEN
 		RETURN l;
 	END IF;
 	m := loyalty._settled(p, m);
@@ -180,11 +180,11 @@ BEGIN
 		moved := s.drawn;
 		m.balance := s.remaining;
 	END IF;
-	l := loyalty._append(p, m.id, 'adjust', delta, moved, reference, reason, now());
+	l := loyalty._append(p, m.member_key, 'adjust', delta, moved, reference, reason, now());
 	m.balance := loyalty._after_write(p, m, m.balance);
 	UPDATE loyalty.members
 	   SET balance = m.balance, last_activity_at = greatest(last_activity_at, now()), settled_at = now()
-	 WHERE id = m.id;
+	 WHERE program_id = m.program_id AND member_key = m.member_key;
 	RETURN l;
 END
 $$;
@@ -217,7 +217,8 @@ BEGIN
 		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = '22004';
 	END IF;
 	IF (p.expiry_policy = 'inactivity' AND m.last_activity_at > coalesce(m.settled_at, '-infinity'))
-	   OR EXISTS (SELECT 1 FROM loyalty.ledger WHERE member_id = m.id AND effective_at > as_of) THEN
+	   OR EXISTS (SELECT 1 FROM loyalty.ledger l WHERE l.program_id = m.program_id
+				  AND l.member_key = m.member_key AND l.effective_at > as_of) THEN
 		RETURN loyalty._lots_at(m, as_of);
 	END IF;
 	r := m.balance;
@@ -310,7 +311,7 @@ CREATE FUNCTION loyalty.expiring(member anyelement, within interval DEFAULT inte
 CREATE FUNCTION loyalty.statement(member text, from_ts timestamptz DEFAULT '-infinity',
 									  to_ts timestamptz DEFAULT 'infinity',
 									  program text DEFAULT NULL)
-	RETURNS TABLE (id bigint, effective_at timestamptz, kind text, points bigint,
+	RETURNS TABLE (seq bigint, effective_at timestamptz, kind text, points bigint,
 				   running_total bigint, reference text, reason text,
 				   expires_at timestamptz, recorded_at timestamptz)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -326,24 +327,24 @@ BEGIN
 			HINT = 'Pass from_ts <= to_ts.';
 	END IF;
 	SELECT coalesce(sum(l.points), 0) INTO opening
-	  FROM loyalty.ledger l WHERE l.member_id = m.id AND l.effective_at < from_ts;
+	  FROM loyalty.ledger l WHERE l.program_id = m.program_id AND l.member_key = m.member_key AND l.effective_at < from_ts;
 	RETURN QUERY
-		SELECT l.id, l.effective_at, l.kind::text, l.points,
+		SELECT l.seq, l.effective_at, l.kind::text, l.points,
 			   (opening + sum(l.points) OVER (ORDER BY l.effective_at,
 														 (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC,
-														 l.id))::bigint,
+														 l.seq))::bigint,
 			   l.reference, l.reason,
 			   (SELECT max(e.expires_at) FROM loyalty.lots_entries(l.lots) e),
 			   l.recorded_at
 		  FROM loyalty.ledger l
-		 WHERE l.member_id = m.id AND l.effective_at >= from_ts AND l.effective_at < to_ts
-		 ORDER BY l.effective_at, (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC, l.id;
+		 WHERE l.program_id = m.program_id AND l.member_key = m.member_key AND l.effective_at >= from_ts AND l.effective_at < to_ts
+		 ORDER BY l.effective_at, (l.kind IN ('expire', 'reinstate') AND l.reason IS NOT DISTINCT FROM 'inactivity') DESC, l.seq;
 END
 $$;
 
 CREATE FUNCTION loyalty.statement(member anyelement, from_ts timestamptz DEFAULT '-infinity',
 								  to_ts timestamptz DEFAULT 'infinity', program text DEFAULT NULL)
-	RETURNS TABLE (id bigint, effective_at timestamptz, kind text, points bigint,
+	RETURNS TABLE (seq bigint, effective_at timestamptz, kind text, points bigint,
 				   running_total bigint, reference text, reason text,
 				   expires_at timestamptz, recorded_at timestamptz)
 	LANGUAGE sql STABLE

@@ -47,13 +47,14 @@ CREATE FUNCTION loyalty._purchase_times(track_id integer, from_local timestamp,
 -- views call it for members whose stored lots do not tell (an activity
 -- after their last settlement), and their readers may not read the ledger.
 -- It answers nothing member_summary does not show them.
-CREATE FUNCTION loyalty._lots_now(member_id bigint) RETURNS loyalty.lots
+CREATE FUNCTION loyalty._lots_now(program_id integer, member_key text) RETURNS loyalty.lots
 	LANGUAGE sql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, loyalty, pg_temp
-	RETURN (SELECT loyalty._lots_at(m, now()) FROM loyalty.members m WHERE m.id = member_id);
+	RETURN (SELECT loyalty._lots_at(m, now()) FROM loyalty.members m
+			 WHERE m.program_id = _lots_now.program_id AND m.member_key = _lots_now.member_key);
 
 CREATE VIEW loyalty._members_now AS
-SELECT m.id, m.program_id, p.code AS program_code, p.currency, p.point_value, p.time_zone,
+SELECT m.program_id, p.code AS program_code, p.currency, p.point_value, p.time_zone,
 	   m.member_key, m.enrolled_at, m.first_purchase_at, m.last_activity_at, m.tier,
 	   m.tier_since, m.tier_valid_until, m.activity,
 	   -- (a subquery here would be costed for every member and set off JIT;
@@ -64,7 +65,7 @@ SELECT m.id, m.program_id, p.code AS program_code, p.currency, p.point_value, p.
 					  THEN (loyalty.lots_settle(m.balance, now())).remaining ELSE m.balance END
 			-- an activity after the last settlement: only the ledger tells
 			WHEN m.last_activity_at > coalesce(m.settled_at, '-infinity')
-			THEN loyalty._lots_now(m.id)
+			THEN loyalty._lots_now(m.program_id, m.member_key)
 			WHEN d.deadline <= now() AND d.deadline > coalesce(m.settled_at, '-infinity')
 			THEN loyalty._inactive_after(m.balance, d.deadline)
 			ELSE m.balance END AS lots
@@ -94,17 +95,16 @@ COMMENT ON VIEW loyalty.member_summary IS
 	'one row per member as of now(): points available, pending, expiring in 30 days, tier, lifetime purchases';
 
 CREATE VIEW loyalty.ledger_entries AS
-SELECT l.id, p.code AS program_code, m.member_key, l.kind::text AS kind, l.points,
+SELECT p.code AS program_code, l.member_key, l.seq, l.kind::text AS kind, l.points,
 	   l.effective_at, l.recorded_at, l.reference, l.reason,
 	   -- the latest expiry among the lots moved; NULL for points that never expire
 	   nullif((SELECT max(e.expires_at) FROM loyalty.lots_entries(l.lots) e), 'infinity') AS expires_at,
 	   coalesce(t.table_name::text, t.dropped_name) AS purchase_table
   FROM loyalty.ledger l
-  JOIN loyalty.members m ON m.id = l.member_id
   JOIN loyalty.programs p ON p.id = l.program_id
   LEFT JOIN loyalty.tracked_tables t ON t.id = l.track_id;
 COMMENT ON VIEW loyalty.ledger_entries IS
-	'the ledger with program code, member key and expiry instead of ids and lots';
+	'the ledger with program code and expiry instead of ids and lots; (program_code, member_key, seq) names an entry';
 
 CREATE VIEW loyalty.tier_distribution AS
 WITH counts AS (
@@ -132,7 +132,7 @@ COMMENT ON VIEW loyalty.tier_distribution IS
 -- each member's points fit in a bigint, a program's total need not.
 CREATE VIEW loyalty.points_liability AS
 SELECT p.code AS program_code, p.currency, p.point_value,
-	   count(n.id) AS members,
+	   count(n.member_key) AS members,
 	   coalesce(sum(loyalty.lots_available(n.lots, now())), 0) AS available_points,
 	   coalesce(sum(loyalty.lots_pending(n.lots, now())), 0) AS pending_points,
 	   coalesce(sum(loyalty.lots_debt(n.lots)), 0) AS debt_points,
@@ -185,29 +185,31 @@ WITH earned AS (
 	 GROUP BY 1, 2
 ), expired AS MATERIALIZED (
 	-- an inactivity expiry given back (reinstate) did not expire
-	SELECT l.member_id, e.expires_at,
+	SELECT l.program_id, l.member_key, e.expires_at,
 		   sum(CASE WHEN l.kind = 'reinstate' THEN -e.points ELSE e.points END) AS points
 	  FROM loyalty.ledger l
 	 CROSS JOIN LATERAL loyalty.lots_entries(l.lots) e
 	 WHERE l.kind IN ('expire', 'reinstate') AND e.state <> 'debt'
-	 GROUP BY 1, 2
+	 GROUP BY 1, 2, 3
 ), credited AS (
-	SELECT l.program_id, l.member_id, loyalty.activity_month(l.effective_at, p.time_zone) AS cohort_month,
+	SELECT l.program_id, l.member_key, loyalty.activity_month(l.effective_at, p.time_zone) AS cohort_month,
 		   e.expires_at, sum(e.points) AS points
 	  FROM loyalty.ledger l
 	  JOIN loyalty.programs p ON p.id = l.program_id
 	 CROSS JOIN LATERAL loyalty.lots_entries(l.lots) e
 	 WHERE l.kind IN ('earn', 'pending') AND e.state <> 'debt'
-	   AND l.member_id IN (SELECT x.member_id FROM expired x)
+	   AND (l.program_id, l.member_key) IN (SELECT x.program_id, x.member_key FROM expired x)
 	 GROUP BY 1, 2, 3, 4
 ), shared AS (
 	SELECT c.program_id, c.cohort_month,
 		   sum(x.points * c.points / w.total) AS points
 	  FROM credited c
-	  JOIN (SELECT c2.member_id, c2.expires_at, sum(c2.points) AS total
-			  FROM credited c2 GROUP BY 1, 2) w
-		ON w.member_id = c.member_id AND w.expires_at = c.expires_at
-	  JOIN expired x ON x.member_id = c.member_id AND x.expires_at = c.expires_at
+	  JOIN (SELECT c2.program_id, c2.member_key, c2.expires_at, sum(c2.points) AS total
+			  FROM credited c2 GROUP BY 1, 2, 3) w
+		ON w.program_id = c.program_id AND w.member_key = c.member_key
+	   AND w.expires_at = c.expires_at
+	  JOIN expired x ON x.program_id = c.program_id AND x.member_key = c.member_key
+	   AND x.expires_at = c.expires_at
 	 GROUP BY 1, 2
 )
 SELECT p.code AS program_code, e.cohort_month, e.points AS earned_points,
@@ -346,7 +348,7 @@ BEGIN
 			-- the table changed since it was set: this program's figure only is missing
 			note := format('customers table %s cannot be read: %s', k.customers_table, problem);
 		ELSE
-			SELECT count(*), count(m.id) INTO customers, enrolled_customers
+			SELECT count(*), count(m.member_key) INTO customers, enrolled_customers
 			  FROM loyalty._customer_keys(p.id) c
 			  LEFT JOIN loyalty.members m ON m.program_id = p.id AND m.member_key = c.key;
 			enrolment_rate := round(enrolled_customers::numeric / nullif(customers, 0), 4);
@@ -422,7 +424,7 @@ BEGIN
 				  FROM unnest(ids) AS i(id)
 				 CROSS JOIN LATERAL loyalty._purchase_times(i.id, lo, hi, p.time_zone) x
 			)
-			SELECT p.code, a.ps::date, CASE WHEN m.id IS NULL THEN 'non_member' ELSE 'member' END,
+			SELECT p.code, a.ps::date, CASE WHEN m.member_key IS NULL THEN 'non_member' ELSE 'member' END,
 				   count(*), count(b.customer), round(count(b.customer)::numeric / count(*), 4)
 			  FROM bought a
 			  LEFT JOIN bought b ON b.customer = a.customer AND b.ps = a.ps + step

@@ -33,19 +33,22 @@ BEGIN
 
 	IF reference IS NOT NULL THEN
 		SELECT * INTO rr FROM loyalty.reward_redemptions x
-		 WHERE x.program_id = p.id AND x.member_id = m.id AND x.reference = redeem_reward.reference;
+		 WHERE x.program_id = m.program_id AND x.member_key = m.member_key
+		   AND x.reference = redeem_reward.reference;
 		IF FOUND THEN
 			IF rr.reward_id <> r.id THEN
 				RAISE EXCEPTION 'reference "%" was already used for a different redeem in program "%"',
 								reference, p.code
 					USING ERRCODE = 'LY004',
-						  DETAIL = format('Redemption %s is reward id %s.', rr.id, rr.reward_id),
+						  DETAIL = format('Redemption %s of member "%s" is reward id %s.', rr.seq,
+									  rr.member_key, rr.reward_id),
 						  HINT = 'Use a new reference for a new request; repeat a request with the same arguments.';
 			END IF;
-			SELECT * INTO l FROM loyalty.ledger WHERE id = rr.ledger_id;
+			SELECT * INTO l FROM loyalty.ledger x
+			 WHERE x.program_id = rr.program_id AND x.member_key = rr.member_key AND x.seq = rr.seq;
 			RETURN l;
 		END IF;
-		PERFORM loyalty._reference_unused(p, 'redeem', m.id, reference);
+		PERFORM loyalty._reference_unused(p, 'redeem', m.member_key, reference);
 	END IF;
 
 	IF NOT r.active OR now() < r.valid_from OR now() >= r.valid_until THEN
@@ -66,7 +69,8 @@ BEGIN
 	IF r.limit_per_member IS NOT NULL THEN
 		w := loyalty._period(now(), r.limit_period, p.time_zone);
 		SELECT count(*) INTO used FROM loyalty.reward_redemptions x
-		 WHERE x.member_id = m.id AND x.reward_id = r.id AND x.cancelled_at IS NULL
+		 WHERE x.program_id = m.program_id AND x.member_key = m.member_key AND x.reward_id = r.id
+		   AND x.cancelled_at IS NULL
 		   AND x.redeemed_at >= w.starts AND x.redeemed_at < w.ends;
 		IF used >= r.limit_per_member THEN
 			RAISE EXCEPTION 'member "%" reached the limit of reward "%"', m.member_key, r.code
@@ -87,9 +91,9 @@ BEGIN
 
 	l := loyalty.redeem(member, r.cost, reference, p.code);
 	UPDATE loyalty.rewards SET stock = stock - 1 WHERE id = r.id AND stock IS NOT NULL;
-	INSERT INTO loyalty.reward_redemptions (program_id, reward_id, member_id, reference, ledger_id,
+	INSERT INTO loyalty.reward_redemptions (program_id, member_key, seq, reward_id, reference,
 											redeemed_at)
-	VALUES (p.id, r.id, m.id, reference, l.id, l.effective_at);
+	VALUES (p.id, m.member_key, l.seq, r.id, reference, l.effective_at);
 	RETURN l;
 END
 $$;
@@ -121,19 +125,22 @@ DECLARE
 	s record;
 	e record;
 	rr loyalty.reward_redemptions;
-	who bigint;
+	who text;
 	n bigint;
-	first_id bigint;
+	first_key text;
+	first_seq bigint;
 BEGIN
 	IF reference IS NULL THEN
 		RAISE EXCEPTION 'reference must not be null' USING ERRCODE = '22004';
 	END IF;
 	IF member IS NOT NULL THEN
-		who := (loyalty._member(p, member, false)).id;
+		who := (loyalty._member(p, member, false)).member_key;
 	END IF;
-	SELECT count(*), min(l.id) INTO n, first_id FROM loyalty.ledger l
+	-- with the member: one probe of ledger_reference; without: every
+	-- member's redeem entries with the reference
+	SELECT count(*), min(l.member_key), min(l.seq) INTO n, first_key, first_seq FROM loyalty.ledger l
 	 WHERE l.program_id = p.id AND l.kind = 'redeem' AND l.reference = cancel_redemption.reference
-	   AND l.track_id IS NULL AND (who IS NULL OR l.member_id = who);
+	   AND l.track_id IS NULL AND (who IS NULL OR l.member_key = who);
 	IF n = 0 AND member IS NOT NULL THEN
 		RAISE EXCEPTION 'no redemption with reference "%" in loyalty program "%"', reference, p.code
 			USING ERRCODE = 'LY015', DETAIL = format('Member "%s" has none.', member),
@@ -149,10 +156,12 @@ BEGIN
 				  DETAIL = 'A reference is unique per member, not per program.',
 				  HINT = 'Pass member => the key of the member whose redemption to cancel.';
 	END IF;
-	SELECT * INTO d FROM loyalty.ledger WHERE id = first_id;
-	SELECT * INTO m FROM loyalty.members WHERE id = d.member_id FOR UPDATE;
+	SELECT * INTO m FROM loyalty.members x
+	 WHERE x.program_id = p.id AND x.member_key = first_key FOR UPDATE;
+	SELECT * INTO d FROM loyalty.ledger l
+	 WHERE l.program_id = p.id AND l.member_key = first_key AND l.seq = first_seq;
 	SELECT * INTO c FROM loyalty.ledger l
-	 WHERE l.program_id = p.id AND l.member_id = m.id AND l.kind = 'cancel'
+	 WHERE l.program_id = m.program_id AND l.member_key = m.member_key AND l.kind = 'cancel'
 	   AND l.reference = cancel_redemption.reference;
 	IF FOUND THEN
 		RETURN c;
@@ -160,21 +169,21 @@ BEGIN
 
 	m := loyalty._settled(p, m);
 	m.balance := loyalty.lots_merge(m.balance, d.lots);
-	c := loyalty._append(p, m.id, 'cancel', -d.points, d.lots, reference, 'redemption cancelled', now());
+	c := loyalty._append(p, m.member_key, 'cancel', -d.points, d.lots, reference, 'redemption cancelled', now());
 	s := loyalty.lots_expire(m.balance, now());
 	FOR e IN SELECT * FROM loyalty.lots_entries(s.expired) WHERE lots_entries.state = 'lot' LOOP
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, reason,
-									effective_at)
-		VALUES (p.id, m.id, 'expire', -e.points, loyalty.lots_add('{}', e.points, e.expires_at),
+		INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reference,
+									reason, effective_at)
+		VALUES (p.id, m.member_key, loyalty._next_seq(p.id, m.member_key), 'expire', -e.points, loyalty.lots_add('{}', e.points, e.expires_at),
 				reference, 'expired before the redemption was cancelled', now());
 	END LOOP;
 	-- a cancellation is not activity (docs/concepts.md, Inactivity)
 	UPDATE loyalty.members
 	   SET balance = loyalty._after_write(p, m, s.remaining), settled_at = now()
-	 WHERE id = m.id;
+	 WHERE program_id = m.program_id AND member_key = m.member_key;
 
 	UPDATE loyalty.reward_redemptions x SET cancelled_at = now()
-	 WHERE x.ledger_id = d.id
+	 WHERE x.program_id = d.program_id AND x.member_key = d.member_key AND x.seq = d.seq
 	RETURNING * INTO rr;
 	IF FOUND THEN
 		UPDATE loyalty.rewards SET stock = stock + 1 WHERE id = rr.reward_id AND stock IS NOT NULL;

@@ -48,8 +48,11 @@ CREATE TABLE loyalty.programs (
 CREATE UNIQUE INDEX programs_one_default ON loyalty.programs (is_default) WHERE is_default;
 COMMENT ON TABLE loyalty.programs IS 'loyalty programs, one row each; configure by INSERT/UPDATE';
 
+-- Every per-member table leads its primary key with (program_id,
+-- member_key): a member's rows are found, locked and (on a sharded
+-- database) placed by the application's own key; nothing per member has a
+-- surrogate id (design/0.2-data-model.md).
 CREATE TABLE loyalty.members (
-	id				bigserial PRIMARY KEY,
 	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
 	member_key		text NOT NULL,
 	balance			loyalty.lots NOT NULL DEFAULT '{}',
@@ -67,7 +70,7 @@ CREATE TABLE loyalty.members (
 	-- when run_maintenance() has work for the member; deliberately not
 	-- indexed (see below)
 	next_event_at	timestamptz GENERATED ALWAYS AS (loyalty.lots_next_event(balance)) STORED,
-	UNIQUE (program_id, member_key)
+	PRIMARY KEY (program_id, member_key)
 ) WITH (fillfactor = 60);
 -- Every purchase, redemption and maintenance batch rewrites a member row.
 -- No index covers a column they change (balance, next_event_at, activity,
@@ -150,9 +153,10 @@ COMMENT ON TABLE loyalty.tiers IS
 	'tier ladder per program: the highest rank whose thresholds the window''s activity meets';
 
 CREATE TABLE loyalty.tier_history (
-	id				bigserial PRIMARY KEY,
 	program_id		integer NOT NULL,
-	member_id		bigint NOT NULL,
+	member_key		text NOT NULL,
+	-- orders a member's changes recorded at the same effective instant
+	id				bigserial NOT NULL,
 	from_tier		text,
 	to_tier			text,
 	reason			text NOT NULL
@@ -160,9 +164,10 @@ CREATE TABLE loyalty.tier_history (
 	detail			text,
 	effective_at	timestamptz NOT NULL,
 	valid_until		timestamptz,
-	recorded_at		timestamptz NOT NULL DEFAULT now()
+	recorded_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (program_id, member_key, id)
 );
-CREATE INDEX tier_history_member ON loyalty.tier_history (member_id, effective_at, id);
+CREATE INDEX tier_history_member ON loyalty.tier_history (program_id, member_key, effective_at, id);
 COMMENT ON TABLE loyalty.tier_history IS 'every tier change of every member, with its reason';
 
 -- An outbox for applications: one row per tier change, and a NOTIFY on
@@ -211,12 +216,14 @@ CREATE DOMAIN loyalty.entry_kind AS text
 					 'transfer', 'cancel', 'reinstate'));
 
 CREATE TABLE loyalty.ledger (
-	id				bigserial PRIMARY KEY,
 	-- no foreign keys on purpose: the ledger is written only by loyalty's
 	-- functions, which hold the member's row lock; a per-row RI check would
 	-- cost more than the insert itself.  verify() reports orphans.
 	program_id		integer NOT NULL,
-	member_id		bigint NOT NULL,
+	member_key		text NOT NULL,
+	-- the member's entries in the order they were written: 1, 2, ...; an
+	-- entry takes the member's greatest seq + 1 under the member's row lock
+	seq				bigint NOT NULL,
 	kind			loyalty.entry_kind NOT NULL,
 	points			bigint NOT NULL,
 	lots			loyalty.lots NOT NULL,
@@ -224,28 +231,34 @@ CREATE TABLE loyalty.ledger (
 	reason			text,
 	effective_at	timestamptz NOT NULL,
 	recorded_at		timestamptz NOT NULL DEFAULT now(),
-	track_id		integer
+	track_id		integer,
 	-- Checks that relate columns (points match lots, release moves 0 points)
 	-- live in verify(): a table CHECK is re-parsed for every statement,
 	-- which costs more than the single-row purchase insert it guards.
+	PRIMARY KEY (program_id, member_key, seq)
 );
-CREATE INDEX ledger_member_time ON loyalty.ledger (member_id, effective_at, id);
+-- a member's entries on the time axis: replays, balances as of an instant,
+-- and whether a write is dated before the member's latest entry
+CREATE INDEX ledger_member_time ON loyalty.ledger (program_id, member_key, effective_at, seq);
 -- requests through the API are idempotent on (program, member, operation,
 -- reference): a reference is the member's own, so that a member's requests
 -- are checked where the member's rows are
 CREATE UNIQUE INDEX ledger_reference ON loyalty.ledger
-	(program_id, member_id, (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END), reference)
+	(program_id, member_key, (CASE kind WHEN 'pending' THEN 'earn' ELSE kind END), reference)
 	WHERE reference IS NOT NULL AND track_id IS NULL
 	  AND kind IN ('earn', 'pending', 'redeem', 'adjust');
--- a tracked purchase is awarded once: its initial entry is unique
-CREATE UNIQUE INDEX ledger_purchase_award ON loyalty.ledger (track_id, reference)
+-- a tracked purchase is awarded once per customer: its initial entry is
+-- unique.  Not led by program_id: a purchase belongs to the program that
+-- awarded it, which a table tracked again for another program must find
+-- (docs/concepts.md).
+CREATE UNIQUE INDEX ledger_purchase_award ON loyalty.ledger (member_key, track_id, reference)
 	WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending');
 -- a redemption is cancelled once; a reference names one transfer sent and
 -- one received per member
-CREATE UNIQUE INDEX ledger_cancel_reference ON loyalty.ledger (program_id, member_id, reference)
+CREATE UNIQUE INDEX ledger_cancel_reference ON loyalty.ledger (program_id, member_key, reference)
 	WHERE kind = 'cancel' AND reference IS NOT NULL;
 CREATE UNIQUE INDEX ledger_transfer_reference ON loyalty.ledger
-	(program_id, member_id, reference, (points < 0))
+	(program_id, member_key, reference, (points < 0))
 	WHERE kind = 'transfer' AND reference IS NOT NULL;
 -- BI tools filter the ledger by date; a BRIN index costs next to nothing on
 -- insert because entries arrive roughly in effective order.
@@ -272,7 +285,6 @@ CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON loyalty.ledger
 SELECT pg_catalog.pg_extension_config_dump('loyalty.programs', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.programs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.members', '');
-SELECT pg_catalog.pg_extension_config_dump('loyalty.members_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.earning_rules', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.earning_rules_id_seq', '');
@@ -302,7 +314,6 @@ CREATE FUNCTION loyalty.earning_rule_check() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'loyalty_earning_rule_check' LANGUAGE C;
 CREATE TRIGGER earning_rule_check AFTER INSERT OR UPDATE ON loyalty.earning_rules
 	FOR EACH ROW EXECUTE FUNCTION loyalty.earning_rule_check();
-SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger_id_seq', '');
 
 ------------------------------------------------------------------------------
 -- Rewards, cause accounts and behavioural events
@@ -331,29 +342,35 @@ CREATE TABLE loyalty.rewards (
 COMMENT ON TABLE loyalty.rewards IS
 	'rewards catalog: cost in points, optional stock, validity, tiers, per-member limit per period';
 
+-- a redemption is named by its redeem entry: (program_id, member_key, seq)
 CREATE TABLE loyalty.reward_redemptions (
-	id				bigserial PRIMARY KEY,
-	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
+	program_id		integer NOT NULL,
+	member_key		text NOT NULL,
+	seq				bigint NOT NULL,
 	reward_id		integer NOT NULL REFERENCES loyalty.rewards (id),
-	member_id		bigint NOT NULL REFERENCES loyalty.members (id),
 	reference		text,
-	ledger_id		bigint NOT NULL UNIQUE,
 	redeemed_at		timestamptz NOT NULL,
-	cancelled_at	timestamptz
+	cancelled_at	timestamptz,
+	PRIMARY KEY (program_id, member_key, seq),
+	FOREIGN KEY (program_id, member_key) REFERENCES loyalty.members
 );
 CREATE UNIQUE INDEX reward_redemptions_reference ON loyalty.reward_redemptions
-	(program_id, member_id, reference) WHERE reference IS NOT NULL;
-CREATE INDEX reward_redemptions_member ON loyalty.reward_redemptions (member_id, reward_id, redeemed_at);
+	(program_id, member_key, reference) WHERE reference IS NOT NULL;
+CREATE INDEX reward_redemptions_member ON loyalty.reward_redemptions
+	(program_id, member_key, reward_id, redeemed_at);
 COMMENT ON TABLE loyalty.reward_redemptions IS
 	'one row per redeem_reward(); cancelled_at is set by cancel_redemption()';
 
 -- A cause account (charity, B2B partner) is a member of the program that
 -- donate() may send points to.
 CREATE TABLE loyalty.causes (
-	member_id		bigint PRIMARY KEY REFERENCES loyalty.members (id),
+	program_id		integer NOT NULL,
+	member_key		text NOT NULL,
 	name			text NOT NULL,
 	active			boolean NOT NULL DEFAULT true,
-	created_at		timestamptz NOT NULL DEFAULT now()
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (program_id, member_key),
+	FOREIGN KEY (program_id, member_key) REFERENCES loyalty.members
 );
 COMMENT ON TABLE loyalty.causes IS 'members that are cause accounts and may receive donations';
 
@@ -373,34 +390,35 @@ CREATE TABLE loyalty.event_rules (
 COMMENT ON TABLE loyalty.event_rules IS
 	'points per behavioural action (signup, review, referral, ...) and per-member caps';
 
+-- an event is named by its earn entry: (program_id, member_key, seq)
 CREATE TABLE loyalty.events (
-	id				bigserial PRIMARY KEY,
-	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
-	member_id		bigint NOT NULL REFERENCES loyalty.members (id),
+	program_id		integer NOT NULL,
+	member_key		text NOT NULL,
+	seq				bigint NOT NULL,
 	action			text NOT NULL,
 	reference		text NOT NULL,
-	referred_id		bigint REFERENCES loyalty.members (id),
+	referred_key	text,
 	occurred_at		timestamptz NOT NULL,
 	points			bigint NOT NULL,
-	ledger_id		bigint NOT NULL,
 	recorded_at		timestamptz NOT NULL DEFAULT now(),
-	UNIQUE (program_id, member_id, reference)
+	PRIMARY KEY (program_id, member_key, seq),
+	UNIQUE (program_id, member_key, reference),
+	FOREIGN KEY (program_id, member_key) REFERENCES loyalty.members,
+	FOREIGN KEY (program_id, referred_key) REFERENCES loyalty.members
 );
-CREATE INDEX events_member ON loyalty.events (member_id, action, occurred_at);
+CREATE INDEX events_member ON loyalty.events (program_id, member_key, action, occurred_at);
 -- a member is referred once per referral action
-CREATE UNIQUE INDEX events_referred ON loyalty.events (program_id, action, referred_id)
-	WHERE referred_id IS NOT NULL;
+CREATE UNIQUE INDEX events_referred ON loyalty.events (program_id, action, referred_key)
+	WHERE referred_key IS NOT NULL;
 COMMENT ON TABLE loyalty.events IS 'behavioural events recorded by record_event(), once per reference';
 
 SELECT pg_catalog.pg_extension_config_dump('loyalty.rewards', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.rewards_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.reward_redemptions', '');
-SELECT pg_catalog.pg_extension_config_dump('loyalty.reward_redemptions_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.causes', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.event_rules', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.event_rules_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.events', '');
-SELECT pg_catalog.pg_extension_config_dump('loyalty.events_id_seq', '');
 
 -- Settings for program_kpis(): the application's customers table (for the
 -- enrolment rate) and the default windows.

@@ -107,10 +107,10 @@ BEGIN
 	UPDATE loyalty.members
 	   SET tier = new.tier, tier_since = new.tier_since, tier_valid_until = new.tier_valid_until,
 		   tier_manual_until = new.tier_manual_until, tier_review_at = new.tier_review_at
-	 WHERE id = old.id;
-	INSERT INTO loyalty.tier_history (program_id, member_id, from_tier, to_tier, reason, detail,
+	 WHERE program_id = old.program_id AND member_key = old.member_key;
+	INSERT INTO loyalty.tier_history (program_id, member_key, from_tier, to_tier, reason, detail,
 									  effective_at, valid_until)
-	VALUES (old.program_id, old.id, old.tier, new.tier, reason, detail, new.tier_since,
+	VALUES (old.program_id, old.member_key, old.tier, new.tier, reason, detail, new.tier_since,
 			new.tier_valid_until);
 	IF old.tier IS DISTINCT FROM new.tier THEN
 		INSERT INTO loyalty.tier_events (program_code, member_key, from_tier, to_tier, reason,
@@ -127,7 +127,8 @@ END
 $$;
 
 -- Called by the purchase trigger when a purchase qualifies for a higher tier.
-CREATE FUNCTION loyalty._tier_upgrade(member_id bigint, to_tier text, at timestamptz)
+CREATE FUNCTION loyalty._tier_upgrade(program_id integer, member_key text, to_tier text,
+									  at timestamptz)
 	RETURNS void
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -136,7 +137,8 @@ DECLARE
 	m loyalty.members;
 	p loyalty.programs;
 BEGIN
-	SELECT * INTO m FROM loyalty.members WHERE id = member_id;
+	SELECT * INTO m FROM loyalty.members x
+	 WHERE x.program_id = _tier_upgrade.program_id AND x.member_key = _tier_upgrade.member_key;
 	SELECT * INTO p FROM loyalty.programs WHERE id = m.program_id;
 	PERFORM loyalty._tier_apply(m, loyalty._tier_state(p, m, to_tier, at, NULL), 'upgrade',
 								'qualified by purchase');
@@ -201,7 +203,8 @@ BEGIN
 	END IF;
 	IF m.tier_since IS NOT NULL AND as_of < m.tier_since THEN
 		RETURN (SELECT h.to_tier FROM loyalty.tier_history h
-				 WHERE h.member_id = m.id AND h.effective_at <= as_of
+				 WHERE h.program_id = m.program_id AND h.member_key = m.member_key
+				   AND h.effective_at <= as_of
 				 ORDER BY h.effective_at DESC, h.id DESC LIMIT 1);
 	END IF;
 	-- reviews due by as_of that nobody has written yet

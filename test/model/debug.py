@@ -48,9 +48,9 @@ try:
         _, live = model.deadlines(m)
         print('   deadlines in force:', [fmt_ts(d) for d in sorted(live)])
         if not a.single:
-            r.cur.execute("SELECT l.id, l.kind, l.points, l.lots::text, l.effective_at::text, l.recorded_at::text, "
-                          "l.reference, l.reason FROM loyalty.ledger l JOIN loyalty.members mb ON mb.id = l.member_id "
-                          "WHERE mb.program_id = %s AND mb.member_key = %s ORDER BY l.effective_at, l.id", (res.pid, m))
+            r.cur.execute("SELECT l.seq, l.kind, l.points, l.lots::text, l.effective_at::text, l.recorded_at::text, "
+                          "l.reference, l.reason FROM loyalty.ledger l "
+                          "WHERE l.program_id = %s AND l.member_key = %s ORDER BY l.effective_at, l.seq", (res.pid, m))
             print('--- server ledger of', m)
             for row in r.cur.fetchall():
                 print('   #%s %s %s %s eff=%s rec=%s ref=%s %s' % row)

@@ -296,7 +296,7 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
 		'loyalty.verify()',
 		'loyalty.expiring_points(interval,timestamp with time zone,text)',
 		'loyalty.leaderboard(date,date,integer,text)',
-		'loyalty._lots_now(bigint)',
+		'loyalty._lots_now(integer,text)',
 		-- read application tables only through _purchase_times/_customer_keys (as their owner)
 		'loyalty.program_kpis(integer,integer,text)',
 		'loyalty.retention(text,integer,text)',
@@ -312,7 +312,7 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
 		-- tracked tables; reads catalogs and loyalty's configuration only
 		'loyalty._partition_guard()'])$$,
 	'every SECURITY DEFINER function is on the reviewed list');
-SELECT ok(NOT has_function_privilege('loyalty_app', 'loyalty._lots_now(bigint)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('loyalty_app', 'loyalty._lots_now(integer,text)', 'EXECUTE'),
 	'loyalty_app may not call _lots_now (the views'' replay of a member, as the owner)');
 SELECT is_empty($$SELECT r.rolname, p.proname FROM pg_proc p
 	CROSS JOIN (VALUES ('loyalty_reader'), ('loyalty_app'), ('loyalty_admin')) r(rolname)

@@ -26,10 +26,10 @@ SELECT is(pg_temp.err($$SELECT loyalty.cancel_redemption('nope')$$),
 SELECT throws_ok($$SELECT loyalty.cancel_redemption(NULL)$$, '22004', 'reference must not be null', 'null reference');
 SELECT throws_ok($$SELECT loyalty.cancel_redemption('nope', 'nowhere')$$, 'LY003',
 	'loyalty program "nowhere" does not exist', 'unknown program');
-SELECT ok((loyalty.adjust('bob', 10, 'goodwill', 'adj-1')).id IS NOT NULL, 'an adjustment with a reference');
+SELECT ok((loyalty.adjust('bob', 10, 'goodwill', 'adj-1')).seq IS NOT NULL, 'an adjustment with a reference');
 SELECT throws_ok($$SELECT loyalty.cancel_redemption('adj-1')$$, 'LY015',
 	'no redemption with reference "adj-1" in loyalty program "shop"', 'only redemptions can be cancelled');
-SELECT ok((loyalty.earn('bob', 10, 'e-1')).id IS NOT NULL, 'an earning with a reference');
+SELECT ok((loyalty.earn('bob', 10, 'e-1')).seq IS NOT NULL, 'an earning with a reference');
 SELECT throws_ok($$SELECT loyalty.cancel_redemption('e-1')$$, 'LY015',
 	'no redemption with reference "e-1" in loyalty program "shop"', 'an earning is not a redemption');
 SELECT is((SELECT count(*) FROM loyalty.ledger WHERE kind = 'cancel'), 0::bigint, 'refused cancellations wrote nothing');
@@ -48,9 +48,9 @@ SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "de
 SELECT ok((SELECT balance FROM loyalty.members WHERE member_key = 'ann') OPERATOR(loyalty.=) (SELECT balance FROM lots_before),
 	'ann holds the same lots as before the redemption');
 SELECT is(loyalty.balance('ann'), 150::bigint, 'and 150 points');
-SELECT is((loyalty.cancel_redemption('x1')).id, (SELECT id FROM c), 'cancelling again returns the first cancel entry');
+SELECT is((loyalty.cancel_redemption('x1')).seq, (SELECT seq FROM c), 'cancelling again returns the first cancel entry');
 SELECT is(loyalty.balance('ann'), 150::bigint, 'and gives nothing more');
-SELECT is((loyalty.redeem('ann', 120, 'x1')).id, (SELECT id FROM d), 'the redemption''s reference stays used: a repeat returns it');
+SELECT is((loyalty.redeem('ann', 120, 'x1')).seq, (SELECT seq FROM d), 'the redemption''s reference stays used: a repeat returns it');
 SELECT is(loyalty.balance('ann'), 150::bigint, 'and spends nothing');
 
 ------------------------------------------------------------------------------
@@ -58,14 +58,14 @@ SELECT is(loyalty.balance('ann'), 150::bigint, 'and spends nothing');
 ------------------------------------------------------------------------------
 INSERT INTO loyalty.rewards (program_id, code, name, cost, stock, limit_per_member, limit_period)
 SELECT id, 'mug', 'Mug', 30, 1, 1, 'month' FROM loyalty.programs;
-SELECT ok((loyalty.redeem_reward('ann', 'mug', 'm1')).id IS NOT NULL, 'the last mug');
+SELECT ok((loyalty.redeem_reward('ann', 'mug', 'm1')).seq IS NOT NULL, 'the last mug');
 SELECT throws_ok($$SELECT loyalty.redeem_reward('ann', 'mug', 'm2')$$, 'LY012', NULL, 'limit reached');
 CREATE TEMP TABLE cm AS SELECT * FROM loyalty.cancel_redemption('m1');
 SELECT is((SELECT points FROM cm), 30::bigint, 'the cancellation gives back the reward''s cost');
 SELECT is((SELECT stock FROM loyalty.rewards WHERE code = 'mug'), 1::bigint, 'and its stock');
 SELECT is((SELECT cancelled_at FROM loyalty.reward_redemptions WHERE reference = 'm1'), now(), 'the redemption is marked cancelled');
-SELECT ok((loyalty.redeem_reward('ann', 'mug', 'm2')).id IS NOT NULL, 'a cancelled redemption no longer counts towards the limit');
-SELECT is((loyalty.cancel_redemption('m1')).id, (SELECT id FROM cm), 'a second cancel changes nothing');
+SELECT ok((loyalty.redeem_reward('ann', 'mug', 'm2')).seq IS NOT NULL, 'a cancelled redemption no longer counts towards the limit');
+SELECT is((loyalty.cancel_redemption('m1')).seq, (SELECT seq FROM cm), 'a second cancel changes nothing');
 SELECT is((SELECT stock FROM loyalty.rewards WHERE code = 'mug'), 0::bigint, 'and returns no stock twice');
 
 ------------------------------------------------------------------------------
@@ -73,8 +73,8 @@ SELECT is((SELECT stock FROM loyalty.rewards WHERE code = 'mug'), 0::bigint, 'an
 ------------------------------------------------------------------------------
 -- history written as the API would have: earned 1 Jan 2025 (expiring 1 Jan
 -- 2026), 100 redeemed on 1 June 2025, so nothing is left
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-SELECT m.program_id, m.id, v.kind, v.points, v.lots::loyalty.lots, v.ref, v.at::timestamptz
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reference, effective_at)
+SELECT m.program_id, m.member_key, row_number() OVER (PARTITION BY m.member_key ORDER BY v.n), v.kind, v.points, v.lots::loyalty.lots, v.ref, v.at::timestamptz
   FROM loyalty.members m,
 	   (VALUES (1, 'old', 'earn', 100, '{100 until 2026-01-01 00:00:00+00}', 'o-e', '2025-01-01 00:00+00'),
 			   (2, 'old', 'redeem', -100, '{100 until 2026-01-01 00:00:00+00}', 'o-r', '2025-06-01 00:00+00'),
@@ -88,18 +88,18 @@ UPDATE loyalty.members SET last_activity_at = '2025-06-01 00:00+00', settled_at 
  WHERE member_key IN ('old', 'mix');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'the written history is consistent');
 SELECT is(loyalty.balance('old', '2025-05-01 00:00+00'), 100::bigint, 'old had 100 points in May 2025');
-SELECT ok((loyalty.cancel_redemption('o-r')).id IS NOT NULL, 'cancelling a redemption whose lot has expired');
-SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "default", effective_at FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id WHERE m.member_key = 'old' AND l.effective_at = now() ORDER BY l.id$$,
+SELECT ok((loyalty.cancel_redemption('o-r')).seq IS NOT NULL, 'cancelling a redemption whose lot has expired');
+SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "default", effective_at FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key WHERE m.member_key = 'old' AND l.effective_at = now() ORDER BY l.seq$$,
 	$$VALUES ('cancel', 100::bigint, '{100 until 2026-01-01 00:00:00+00}', 'o-r', now()),
 			 ('expire', -100::bigint, '{100 until 2026-01-01 00:00:00+00}', 'o-r', now())$$,
 	'writes the cancel entry and an expire entry dated with the cancellation');
 SELECT is(loyalty.balance('old'), 0::bigint, 'the expired points are not usable');
 SELECT is(loyalty.balance('old', '2025-05-01 00:00+00'), 100::bigint, 'and the past still replays');
 
-SELECT ok((loyalty.cancel_redemption('x-r')).id IS NOT NULL, 'cancelling a redemption of an expired and a valid lot');
+SELECT ok((loyalty.cancel_redemption('x-r')).seq IS NOT NULL, 'cancelling a redemption of an expired and a valid lot');
 SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'mix'), '{40 until 2040-01-01 00:00:00+00}',
 	'only the valid lot is back in the balance');
-SELECT is((SELECT sum(points) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id WHERE m.member_key = 'mix' AND l.kind = 'expire'),
+SELECT is((SELECT sum(points) FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key WHERE m.member_key = 'mix' AND l.kind = 'expire'),
 	-60::numeric, 'the expired lot expired at once');
 
 ------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ INSERT INTO orders VALUES (1, 'deb', 100);
 SELECT loyalty.redeem('deb', 100, 'd-r') IS NOT NULL;
 UPDATE orders SET status = 'refunded' WHERE id = 1;
 SELECT is(loyalty.balance('deb'), -100::bigint, 'a refund after the redemption left debt');
-SELECT ok((loyalty.cancel_redemption('d-r')).id IS NOT NULL, 'cancelling the redemption');
+SELECT ok((loyalty.cancel_redemption('d-r')).seq IS NOT NULL, 'cancelling the redemption');
 SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'deb'), '{}', 'pays the debt');
 
 ------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'deb'), 
 DO $$ BEGIN
 	PERFORM loyalty.earn(k, 40, 'seed-' || k, now() - interval '1 day') FROM unnest('{mix,old}'::text[]) k;
 END $$;
-SELECT ok((loyalty.redeem('mix', 10, 'same')).id IS NOT NULL AND (loyalty.redeem('old', 15, 'same')).id IS NOT NULL,
+SELECT ok((loyalty.redeem('mix', 10, 'same')).seq IS NOT NULL AND (loyalty.redeem('old', 15, 'same')).seq IS NOT NULL,
 	'two members redeem under the same reference');
 CREATE TEMP TABLE before_same AS SELECT loyalty.balance('old') AS old, loyalty.balance('mix') AS mix;
 SELECT is(pg_temp.err($$SELECT loyalty.cancel_redemption('same')$$),

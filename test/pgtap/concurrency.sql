@@ -37,7 +37,7 @@ BEGIN
 END $$;
 CREATE FUNCTION pg_temp.net(reference text, member text) RETURNS bigint LANGUAGE sql AS $$
     SELECT n FROM dblink('s', format(
-        'SELECT coalesce(sum(l.points), 0) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id'
+        'SELECT coalesce(sum(l.points), 0) FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key'
         ' WHERE l.reference = %L AND m.member_key = %L', reference, member)) AS t(n bigint)
 $$;
 

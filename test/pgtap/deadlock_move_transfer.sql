@@ -2,8 +2,8 @@
 -- members, in two real sessions (dblink), in a database of their own.
 -- Found by test/stress/run (a deadlock between the move and transfer
 -- scripts, docs/reliability.md "Bugs found"): transfer locks both members
--- in members.id order, the purchase change trigger locks the old customer
--- and then the new one.  Fixed: the trigger locks both in id order first.
+-- in key order, the purchase change trigger locked the old customer and
+-- then the new one.  Fixed: the trigger locks both in key order first.
 \ir preamble.psql
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT plan(3);
@@ -11,7 +11,7 @@ SELECT plan(3);
 \set db loyalty_deadlock
 \ir lib/dblink_sessions.psql
 \o /dev/null
--- ann is enrolled first: ann's members.id is lower than ben's
+-- ann's key sorts before ben's
 SELECT dblink_exec('s', $$
     CREATE EXTENSION loyalty;
     INSERT INTO loyalty.programs (code, name, is_default) VALUES ('p', 'P', true);
@@ -40,7 +40,7 @@ DECLARE
     c_pid int := (SELECT pid FROM dblink('c', 'SELECT pg_backend_pid()') AS t(pid int));
 BEGIN
     PERFORM dblink_exec('b', 'BEGIN');
-    PERFORM * FROM dblink('b', $q$SELECT id FROM loyalty.adjust('ann', 1, 'hold ann')$q$) AS t(id bigint);
+    PERFORM * FROM dblink('b', $q$SELECT seq FROM loyalty.adjust('ann', 1, 'hold ann')$q$) AS t(seq bigint);
     PERFORM dblink_send_query('c', $q$SELECT try_sql('UPDATE orders SET customer = ''ann'' WHERE id = 1')$q$);
     INSERT INTO outcome VALUES ('c waited', pg_temp.blocked(c_pid)::text);
     INSERT INTO outcome SELECT 'b', code FROM dblink('b',

@@ -55,23 +55,24 @@ SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "de
 SELECT is(loyalty.balance('ann'), 300::bigint, 'three earnings: 300 points');
 
 -- idempotency
-SELECT is((loyalty.earn('ann', 100, 'o-1', now() - interval '25 days')).id, (SELECT id FROM e1),
+SELECT is((loyalty.earn('ann', 100, 'o-1', now() - interval '25 days')).seq, (SELECT seq FROM e1),
 		  'the same earn request returns the first ledger entry');
-SELECT is((loyalty.earn('ann', 100, 'o-1')).id, (SELECT id FROM e1),
+SELECT is((loyalty.earn('ann', 100, 'o-1')).seq, (SELECT seq FROM e1),
 		  'a retry with another earning time is still the same request');
 SELECT is(loyalty.balance('ann'), 300::bigint, 'and credits nothing more');
 SELECT is((SELECT count(*) FROM loyalty.ledger WHERE reference = 'o-1'), 1::bigint, 'one ledger entry for the reference');
 SELECT throws_ok($$SELECT loyalty.earn('ann', 101, 'o-1')$$, 'LY004',
 	'reference "o-1" was already used for a different earn in program "main"', 'same reference, other points');
-SELECT isnt((loyalty.earn('bob', 100, 'o-1')).id, (SELECT id FROM e1),
+SELECT isnt((SELECT (l.program_id, l.member_key, l.seq)::text FROM loyalty.earn('bob', 100, 'o-1') l),
+			(SELECT (program_id, member_key, seq)::text FROM e1),
 			'references are per member: the same reference for another member is its own request');
-SELECT isnt((loyalty.earn('ann', 5, 'o-1', program => 'never')).id, (SELECT id FROM e1),
+SELECT isnt((SELECT (l.program_id, l.member_key, l.seq)::text FROM loyalty.earn('ann', 5, 'o-1', program => 'never') l),
+			(SELECT (program_id, member_key, seq)::text FROM e1),
 			'references are per program');
 SELECT is(loyalty.balance('ann', program => 'never'), 5::bigint, 'and the other program credits its own request');
 SELECT is(loyalty.balance('bob'), 100::bigint, 'and credits the other member');
-SELECT is((loyalty.earn('bob', 100, 'o-1')).id,
-		  (SELECT l.id FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
-			WHERE m.member_key = 'bob' AND l.reference = 'o-1'),
+SELECT is((loyalty.earn('bob', 100, 'o-1')).seq,
+		  (SELECT l.seq FROM loyalty.ledger l WHERE l.member_key = 'bob' AND l.reference = 'o-1'),
 		  'whose retry returns its own entry');
 SELECT throws_ok($$SELECT loyalty.earn('bob', 99, 'o-1')$$, 'LY004',
 	'reference "o-1" was already used for a different earn in program "main"',
@@ -90,7 +91,7 @@ SELECT is(loyalty.member_lots('ann')::text,
 		  loyalty.lots_add(loyalty.lots_add('{}', 50, now() + interval '10 days'), 100, now() + interval '25 days')::text,
 		  'the later lots are left');
 SELECT is(loyalty.balance('ann'), 150::bigint, '300 - 150');
-SELECT is((loyalty.redeem('ann', 150, 'rw-1')).id, (SELECT id FROM r1), 'the same redeem request returns the first entry');
+SELECT is((loyalty.redeem('ann', 150, 'rw-1')).seq, (SELECT seq FROM r1), 'the same redeem request returns the first entry');
 SELECT is(loyalty.balance('ann'), 150::bigint, 'and debits nothing more');
 SELECT throws_ok($$SELECT loyalty.redeem('ann', 10, 'rw-1')$$, 'LY004',
 	'reference "rw-1" was already used for a different redeem in program "main"', 'same redeem reference, other points');
@@ -119,7 +120,7 @@ CREATE TEMP TABLE a1 AS SELECT * FROM loyalty.adjust('ann', -20, 'damaged goods'
 SELECT results_eq($$SELECT kind::text, points, lots::text, reason FROM a1$$,
 	$$VALUES ('adjust'::text, -20::bigint, loyalty.lots_add('{}', 20, now() + interval '10 days')::text, 'damaged goods'::text)$$,
 	'a negative adjustment removes points FIFO');
-SELECT is((loyalty.adjust('ann', -20, 'damaged goods', 'adj-1')).id, (SELECT id FROM a1), 'adjust is idempotent on reference');
+SELECT is((loyalty.adjust('ann', -20, 'damaged goods', 'adj-1')).seq, (SELECT seq FROM a1), 'adjust is idempotent on reference');
 SELECT is(loyalty.balance('ann'), 129::bigint, '149 - 20');
 SELECT results_eq($$SELECT points, lots::text, reason FROM loyalty.adjust('ann', 10, 'goodwill')$$,
 	$$VALUES (10::bigint, loyalty.lots_add('{}', 10, now() + interval '30 days')::text, 'goodwill'::text)$$,
@@ -129,7 +130,7 @@ SELECT throws_ok($$SELECT loyalty.adjust('ann', -140, 'too much')$$, 'LY001', 'i
 SELECT throws_ok($$SELECT loyalty.adjust('ann', 9223372036854775807, 'too much')$$, '22003', 'points total out of range',
 	'adjust past bigint');
 SELECT is(loyalty.balance('ann'), 139::bigint, 'refused adjustments change nothing');
-SELECT is((loyalty.redeem('ann', 150, 'rw-1')).id, (SELECT id FROM r1),
+SELECT is((loyalty.redeem('ann', 150, 'rw-1')).seq, (SELECT seq FROM r1),
 		  'a retry of a redemption that succeeded returns it even when the points are no longer there');
 SELECT is(loyalty.balance('ann'), 139::bigint, 'and takes nothing');
 DO $$ BEGIN
@@ -146,7 +147,7 @@ SELECT results_eq($$SELECT kind::text, points, lots::text FROM p1$$,
 	$$VALUES ('pending'::text, 40::bigint, loyalty.lots_add_pending('{}', 40, now() - interval '6 days', 'infinity')::text)$$,
 	'an earning is pending for the pending interval');
 SELECT results_eq($$SELECT kind::text, points, effective_at FROM loyalty.ledger
-					 WHERE member_id = (SELECT member_id FROM p1) ORDER BY id$$,
+					 WHERE (program_id, member_key) = (SELECT program_id, member_key FROM p1) ORDER BY seq$$,
 	$$VALUES ('pending'::text, 40::bigint, now() - interval '20 days'), ('release', 0, now() - interval '6 days')$$,
 	'a release entry is written at the release instant once it has passed');
 SELECT is(loyalty.balance('pia', program => 'pend'), 40::bigint, 'released points are available');
@@ -177,9 +178,9 @@ SELECT is((SELECT expires_at FROM loyalty.lots_entries((loyalty.earn('nina', 1, 
 SELECT is((SELECT expires_at FROM loyalty.lots_entries((loyalty.earn('nina', 1, 'x-5', '2025-09-30 21:59:59.999999+00', 'quarter_berlin')).lots)),
 		  '2025-12-31 23:00:00+00'::timestamptz, 'the last microsecond of Q3 in Berlin belongs to Q3 (expires end of Q4)');
 SELECT results_eq($$SELECT kind::text, points, effective_at FROM loyalty.ledger
-					 WHERE member_id = (SELECT id FROM loyalty.members WHERE member_key = 'nina'
-											AND program_id = (SELECT id FROM loyalty.programs WHERE code = 'month_berlin'))
-					 ORDER BY id$$,
+					 WHERE member_key = 'nina'
+					   AND program_id = (SELECT id FROM loyalty.programs WHERE code = 'month_berlin')
+					 ORDER BY seq$$,
 	$$VALUES ('earn'::text, 1::bigint, '2025-01-31 09:00:00+00'::timestamptz), ('expire', -1, '2025-02-28 09:00:00+00')$$,
 	'points earned long ago are expired at once, effective at their expiry');
 SELECT is(loyalty.balance('nina', program => 'month_berlin'), 0::bigint, 'and are not available');
@@ -191,7 +192,7 @@ SELECT is(loyalty.balance('ann', program => 'never'), 5::bigint, 'redeeming in m
 -- the stored balance agrees with the ledger
 ------------------------------------------------------------------------------
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds nothing wrong after all of the above');
-SELECT is((SELECT sum(points) FROM loyalty.ledger WHERE member_id = (SELECT member_id FROM e1))::bigint,
+SELECT is((SELECT sum(points) FROM loyalty.ledger WHERE (program_id, member_key) = (SELECT program_id, member_key FROM e1))::bigint,
 		  139::bigint, 'the ledger of ann in main sums to her balance');
 
 SELECT * FROM finish();

@@ -45,8 +45,8 @@ SELECT throws_ok($$UPDATE loyalty.ledger SET reason = 'edited'$$, 'LY005',
 	'loyalty.ledger is append-only', 'even an UPDATE of a harmless column is refused');
 SELECT is(pg_temp.error_of($$DELETE FROM loyalty.ledger$$),
 		  'LY005: loyalty.ledger is append-only / DELETE is not allowed on the ledger.', 'the detail names the operation');
-SELECT set_eq($$SELECT id, kind::text, points, lots::text, reference COLLATE "default", reason, effective_at FROM loyalty.ledger$$,
-			  $$SELECT id, kind::text, points, lots::text, reference COLLATE "default", reason, effective_at FROM snapshot$$,
+SELECT set_eq($$SELECT member_key, seq, kind::text, points, lots::text, reference COLLATE "default", reason, effective_at FROM loyalty.ledger$$,
+			  $$SELECT member_key, seq, kind::text, points, lots::text, reference COLLATE "default", reason, effective_at FROM snapshot$$,
 			  'the ledger is exactly as it was');
 
 -- What may be inserted behind the API's back: an entry whose points do not
@@ -55,15 +55,15 @@ SELECT set_eq($$SELECT id, kind::text, points, lots::text, reference COLLATE "de
 CREATE FUNCTION pg_temp.bad_entry(k text, pts bigint, l text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-	new_id bigint;
+	new_seq bigint;
 	result text;
 BEGIN
 	BEGIN
-		INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-		SELECT program_id, member_id, k, pts, l::loyalty.lots, now() FROM snapshot WHERE reference = 's-1'
-		RETURNING id INTO new_id;
+		INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+		SELECT program_id, member_key, 1000, k, pts, l::loyalty.lots, now() FROM snapshot WHERE reference = 's-1'
+		RETURNING seq INTO new_seq;
 		result := CASE WHEN EXISTS (SELECT 1 FROM loyalty.verify() v
-									 WHERE v.problem LIKE format('ledger entry %s %%', new_id))
+									 WHERE v.problem LIKE format('ledger entry %s %%', new_seq))
 					   THEN 'reported' ELSE 'accepted silently' END;
 		RAISE EXCEPTION 'undo' USING ERRCODE = 'LYTST';
 	EXCEPTION
@@ -82,10 +82,10 @@ SELECT matches(pg_temp.bad_entry('release', 5, '{pending 5 from 2025-01-01 00:00
 	'a release that moves points is refused or reported');
 SELECT is(pg_temp.bad_entry('earn', 100, '{100 until infinity}'), 'accepted silently',
 	'a consistent entry is neither refused nor reported as inconsistent (the helper can tell)');
-SELECT throws_ok($$INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-				   SELECT program_id, member_id, 'gift', 1, '{1 until infinity}', now() FROM snapshot WHERE reference = 's-1'$$,
+SELECT throws_ok($$INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+				   SELECT program_id, member_key, 2001, 'gift', 1, '{1 until infinity}', now() FROM snapshot WHERE reference = 's-1'$$,
 	'23514', NULL, 'unknown kinds are refused');
-SELECT is_empty($$SELECT id, kind, points, lots FROM loyalty.ledger
+SELECT is_empty($$SELECT member_key, seq, kind, points, lots FROM loyalty.ledger
 				   WHERE points <> CASE WHEN kind = 'release' THEN 0
 										WHEN points < 0 THEN -(loyalty.lots_points(lots) + loyalty.lots_debt(lots))
 										ELSE loyalty.lots_total(lots) END$$,
@@ -95,7 +95,7 @@ SELECT is_empty($$SELECT id, kind, points, lots FROM loyalty.ledger
 -- entries and their lots
 ------------------------------------------------------------------------------
 SELECT results_eq($$SELECT kind::text, points, lots::text FROM loyalty.ledger
-					 WHERE member_id = (SELECT id FROM loyalty.members WHERE member_key = 'sam') ORDER BY id$$,
+					 WHERE member_key = 'sam' ORDER BY seq$$,
 	$$VALUES ('earn'::text, 100::bigint, '{100 until infinity}'::text),
 			 ('earn', 50, '{50 until infinity}'),
 			 ('earn', 20, '{20 until infinity}'),
@@ -103,15 +103,16 @@ SELECT results_eq($$SELECT kind::text, points, lots::text FROM loyalty.ledger
 			 ('adjust', 5, '{5 until infinity}')$$,
 	'every entry records the lots it moved');
 SELECT results_eq($$SELECT kind::text, points, lots::text, effective_at FROM loyalty.ledger
-					 WHERE member_id = (SELECT id FROM loyalty.members WHERE member_key = 'tim') ORDER BY id$$,
+					 WHERE member_key = 'tim' ORDER BY seq$$,
 	$$VALUES ('earn'::text, 70::bigint, '{70 until 2025-02-09 12:00:00+00}'::text, '2025-01-10 12:00:00+00'::timestamptz),
 			 ('expire', -70, '{70 until 2025-02-09 12:00:00+00}', '2025-02-09 12:00:00+00')$$,
 	'an expiry entry removes exactly the expired lot, effective at its expiry');
-SELECT is_empty($$SELECT m.id FROM loyalty.members m
+SELECT is_empty($$SELECT m.member_key FROM loyalty.members m
 				   WHERE (SELECT loyalty.replay(l.lots, CASE WHEN l.kind = 'release' THEN 'release'
 															 WHEN l.points < 0 THEN 'debit' ELSE 'credit' END
-											ORDER BY l.effective_at, l.id)
-							FROM loyalty.ledger l WHERE l.member_id = m.id)::text <> m.balance::text$$,
+											ORDER BY l.effective_at, l.seq)
+							FROM loyalty.ledger l WHERE l.program_id = m.program_id AND l.member_key = m.member_key)::text
+						<> m.balance::text$$,
 	'replaying each member''s ledger gives exactly the stored lots');
 
 ------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ SELECT results_eq($$SELECT effective_at, kind, points, running_total, reference,
 			 (now(), 'redeem', -30, 140, 's-r', NULL, 'infinity'),
 			 (now(), 'adjust', 5, 145, NULL, 'goodwill', 'infinity')$$,
 	'statement: entries in effective order with running totals');
-SELECT is((SELECT running_total FROM loyalty.statement('sam') ORDER BY effective_at DESC, id DESC LIMIT 1),
+SELECT is((SELECT running_total FROM loyalty.statement('sam') ORDER BY effective_at DESC, seq DESC LIMIT 1),
 		  loyalty.balance('sam'), 'the last running total is the balance');
 SELECT results_eq($$SELECT kind::text, points, running_total FROM loyalty.statement('sam', '2025-02-01 00:00:00+00', '2025-03-01 00:00:00+00')$$,
 	$$VALUES ('earn'::text, 20::bigint, 120::bigint)$$,
@@ -152,12 +153,12 @@ SELECT is((SELECT count(*) FROM loyalty.statement(m.member_key) s)::int, 5, 'sta
 ------------------------------------------------------------------------------
 -- the ledger cannot be bypassed quietly: the unique reference index
 ------------------------------------------------------------------------------
-SELECT throws_ok($$INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-				   SELECT program_id, member_id, 'pending', 10, '{pending 10 from 2030-01-01 00:00:00+00 until infinity}', 's-1', now()
+SELECT throws_ok($$INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reference, effective_at)
+				   SELECT program_id, member_key, 2002, 'pending', 10, '{pending 10 from 2030-01-01 00:00:00+00 until infinity}', 's-1', now()
 					 FROM snapshot WHERE reference = 's-1'$$,
 	'23505', NULL, 'an earn reference cannot be reused by a pending entry');
-SELECT lives_ok($$INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-				   SELECT program_id, member_id, 'expire', -1, '{1 until infinity}', 's-1', now()
+SELECT lives_ok($$INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reference, effective_at)
+				   SELECT program_id, member_key, 2003, 'expire', -1, '{1 until infinity}', 's-1', now()
 					 FROM snapshot WHERE reference = 's-1'$$,
 	'references of other kinds are not constrained');
 SELECT ok(EXISTS (SELECT 1 FROM loyalty.verify() WHERE member_key = 'sam'),
@@ -165,11 +166,13 @@ SELECT ok(EXISTS (SELECT 1 FROM loyalty.verify() WHERE member_key = 'sam'),
 SELECT is((SELECT ledger_sum - balance_total FROM loyalty.verify() WHERE member_key = 'sam'), -1::bigint,
 	'verify() reports the sums that differ');
 
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-SELECT (SELECT id FROM loyalty.programs WHERE code = 'month'), member_id, 'adjust', 1, '{1 until infinity}', now()
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+SELECT (SELECT id FROM loyalty.programs WHERE code = 'month'), member_key, 1, 'adjust', 1, '{1 until infinity}', now()
   FROM snapshot WHERE reference = 's-1';
-SELECT is((SELECT count(*) FROM loyalty.verify() WHERE member_key = 'sam' AND problem ~ '^ledger entry \d+ names program'),
-		  1::bigint, 'verify() reports an entry filed under another program than its member''s');
+SELECT is((SELECT count(*) FROM loyalty.verify()
+			WHERE member_key = 'sam' AND program_code = 'month'
+			  AND problem = 'ledger entries for a member that does not exist'),
+		  1::bigint, 'verify() reports an entry filed under a program the member is not enrolled in');
 
 ------------------------------------------------------------------------------
 -- verify() checks which lots, not only how many points: the ledger replayed
@@ -179,7 +182,7 @@ SELECT loyalty.enroll('vic') IS NOT NULL;
 SELECT loyalty.earn('vic', 30, 'v-1', '2025-01-10 00:00:00+00') IS NOT NULL;
 SELECT loyalty.earn('vic', 20, 'v-2', '2025-03-10 00:00:00+00') IS NOT NULL;
 SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'vic'$$, 'vic is in line with the ledger');
-CREATE TEMP TABLE vic AS SELECT id, balance FROM loyalty.members WHERE member_key = 'vic';
+CREATE TEMP TABLE vic AS SELECT program_id, member_key, balance FROM loyalty.members WHERE member_key = 'vic';
 -- the same 50 points in other lots (the ledger's never expire)
 UPDATE loyalty.members
    SET balance = loyalty.lots_add(loyalty.lots_add('{}', 25, '2030-01-01 00:00:00+00'), 25, 'infinity')
@@ -187,11 +190,14 @@ UPDATE loyalty.members
 SELECT results_eq($$SELECT problem, ledger_sum, balance_total FROM loyalty.verify() WHERE member_key = 'vic'$$,
 	$$VALUES ('stored lots differ from the ledger replayed in effective order', 50::bigint, 50::bigint)$$,
 	'verify() reports stored lots with the right total but the wrong split');
-UPDATE loyalty.members m SET balance = vic.balance FROM vic WHERE m.id = vic.id;
+UPDATE loyalty.members m SET balance = vic.balance FROM vic
+ WHERE m.program_id = vic.program_id AND m.member_key = vic.member_key;
 SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key = 'vic'$$, 'and nothing once they are back');
 -- a debit of a lot the member never held, with a credit that makes the sums agree
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-SELECT m.program_id, m.id, k, p, l::loyalty.lots, now()
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+SELECT m.program_id, m.member_key, (SELECT max(x.seq) FROM loyalty.ledger x
+										WHERE x.program_id = m.program_id AND x.member_key = m.member_key) + v.n,
+	   k, p, l::loyalty.lots, now()
   FROM loyalty.members m,
 	   (VALUES (1, 'adjust', 5, '{5 until 2031-01-01 00:00:00+00}'),
 			   (2, 'redeem', -5, '{5 until 2032-01-01 00:00:00+00}')) v(n, k, p, l)

@@ -30,8 +30,8 @@ SELECT dblink_exec('s', $$
                                          ELSE '2040-06-01 00:00+02' END AS expires,
                                     CASE WHEN i % due_every <> 0 THEN '2025-06-15 00:00+02'::timestamptz
                                          ELSE '2040-06-15 00:00+02' END AS release) e;
-        INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-        SELECT 1, m.id, CASE e.state WHEN 'lot' THEN 'earn' ELSE 'pending' END, e.points,
+        INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+        SELECT 1, m.member_key, row_number() OVER (PARTITION BY m.member_key), CASE e.state WHEN 'lot' THEN 'earn' ELSE 'pending' END, e.points,
                CASE e.state WHEN 'lot' THEN loyalty.lots_add('{}', e.points, e.expires_at)
                     ELSE loyalty.lots_add_pending('{}', e.points, e.release_at, e.expires_at) END,
                coalesce(e.release_at - interval '14 days', e.expires_at - interval '12 months')
@@ -41,7 +41,7 @@ SELECT dblink_exec('s', $$
     CALL public.add_members('m', 2000, 3);
     -- what settling each member as of 1 July 2025 must write
     CREATE TABLE expected AS
-    SELECT m.id, m.member_key, s.*
+    SELECT m.member_key, s.*
       FROM loyalty.members m, loyalty.lots_settlement(m.balance, '2025-07-01') s;
 $$);
 \o
@@ -61,28 +61,28 @@ SELECT is((SELECT array_agg(row(task, members, entries, points)::text ORDER BY t
                UNION ALL SELECT row('release', NULL, count(*), NULL)::text
                  FROM expected, unnest(kinds) k WHERE k = 'release' AND member_key <> 'm5'
                UNION ALL SELECT row('tier', 0, 0, NULL)::text$$) AS t(x text)),
-          '3 workers in batches of 50 ids: what they report is what settling every due member but m5 writes');
+          '3 workers in ranges of 50 members: what they report is what settling every due member but m5 writes');
 SELECT is((SELECT members FROM run1 WHERE task = 'expire'), 1333::bigint,
           '1,333 of the 1,334 due members settled');
 SELECT is((SELECT n FROM dblink('s', $$
-              SELECT count(*) FROM expected x JOIN loyalty.members m USING (id)
+              SELECT count(*) FROM expected x JOIN loyalty.members m USING (member_key)
                WHERE m.balance::text IS DISTINCT FROM CASE WHEN x.member_key = 'm5' OR cardinality(x.kinds) = 0
                                                            THEN m.balance ELSE x.remaining END::text$$) AS t(n bigint)),
           0::bigint, 'every settled member holds the lots that settling leaves');
 SELECT is((SELECT n FROM dblink('s', $$
               SELECT count(*) FROM (
-                (SELECT member_id, kind, points, lots::text, effective_at FROM loyalty.ledger
+                (SELECT member_key, kind, points, lots::text, effective_at FROM loyalty.ledger
                   WHERE kind IN ('release', 'expire')
                  EXCEPT ALL
-                 SELECT x.id, u.* FROM expected x,
+                 SELECT x.member_key, u.* FROM expected x,
                         unnest(x.kinds, x.points, x.entry_lots::text[], x.effective) u
                   WHERE x.member_key <> 'm5')
                 UNION ALL
-                (SELECT x.id, u.* FROM expected x,
+                (SELECT x.member_key, u.* FROM expected x,
                         unnest(x.kinds, x.points, x.entry_lots::text[], x.effective) u
                   WHERE x.member_key <> 'm5'
                  EXCEPT ALL
-                 SELECT member_id, kind, points, lots::text, effective_at FROM loyalty.ledger
+                 SELECT member_key, kind, points, lots::text, effective_at FROM loyalty.ledger
                   WHERE kind IN ('release', 'expire'))) d$$) AS t(n bigint)),
           0::bigint, 'the ledger holds exactly the release and expire entries of those members, once each');
 SELECT is((SELECT k FROM dblink('s', $$SELECT string_agg(member_key, ',') FROM loyalty.members
@@ -115,7 +115,7 @@ SELECT dblink_exec('s', $$
     CALL public.add_members('e', 400, 2);
     CREATE FUNCTION public.fail_e201() RETURNS trigger LANGUAGE plpgsql AS $f$
     BEGIN
-        IF NEW.member_id = (SELECT id FROM loyalty.members WHERE member_key = 'e201') THEN
+        IF NEW.member_key = 'e201' THEN
             RAISE EXCEPTION 'refused for e201' USING ERRCODE = 'P0042', DETAIL = 'a test trigger';
         END IF;
         RETURN NEW;
@@ -136,10 +136,11 @@ SELECT ok((SELECT sum(entries) FROM dblink('s', $$SELECT * FROM loyalty.run_main
                   AS t(task text, members bigint, entries bigint, points bigint)) > 0,
           'after the error, a new run settles the rest');
 SELECT is((SELECT n FROM dblink('s', $$
-              SELECT count(*) FROM (SELECT m.id FROM loyalty.members m
-                                      LEFT JOIN loyalty.ledger l ON l.member_id = m.id AND l.kind IN ('release', 'expire')
+              SELECT count(*) FROM (SELECT m.member_key FROM loyalty.members m
+                                      LEFT JOIN loyalty.ledger l ON l.program_id = m.program_id
+                                       AND l.member_key = m.member_key AND l.kind IN ('release', 'expire')
                                      WHERE m.member_key LIKE 'e%' AND (substr(m.member_key, 2)::int) % 2 <> 0
-                                     GROUP BY m.id HAVING count(l.id) <> 2) d$$) AS t(n bigint)),
+                                     GROUP BY m.member_key HAVING count(l.seq) <> 2) d$$) AS t(n bigint)),
           0::bigint, 'every due member has one release and one expiry: no batch was lost or written twice');
 SELECT is((SELECT n FROM dblink('s', $$SELECT count(*) FROM loyalty.members WHERE next_event_at <= '2025-07-01'$$)
                   AS t(n bigint)),

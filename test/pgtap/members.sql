@@ -14,13 +14,14 @@ SELECT is(member_key, 'alice', 'enroll returns the member row') FROM first_enrol
 SELECT is(program_id, (SELECT id FROM loyalty.programs WHERE code = 'main'), 'in the default program') FROM first_enroll;
 SELECT is(balance::text, '{}', 'with an empty balance') FROM first_enroll;
 SELECT is(enrolled_at, '2025-01-01 00:00:00+00'::timestamptz, 'enrolled at the given instant') FROM first_enroll;
-SELECT is((loyalty.enroll('alice', at => '2025-06-01 00:00:00+00')).id, (SELECT id FROM first_enroll),
+SELECT is((SELECT (program_id, member_key, enrolled_at)::text FROM loyalty.enroll('alice', at => '2025-06-01 00:00:00+00')),
+		  (SELECT (program_id, member_key, enrolled_at)::text FROM first_enroll),
 		  'enrolling again returns the same member');
 SELECT is((SELECT enrolled_at FROM loyalty.members WHERE member_key = 'alice'), '2025-01-01 00:00:00+00'::timestamptz,
 		  'enrolling again keeps the first enrollment time');
 SELECT is((SELECT count(*) FROM loyalty.members WHERE member_key = 'alice'), 1::bigint, 'one row after two enrollments');
 SELECT is((loyalty.enroll('zed', at => NULL)).enrolled_at, now(), 'enroll at => NULL means now()');
-SELECT isnt((loyalty.enroll('alice', 'other')).id, (SELECT id FROM first_enroll),
+SELECT isnt((loyalty.enroll('alice', 'other')).program_id, (SELECT program_id FROM first_enroll),
 			'the same key in another program is another member');
 SELECT throws_ok($$INSERT INTO loyalty.members (program_id, member_key) SELECT program_id, member_key FROM first_enroll$$,
 	'23505', NULL, 'members are unique per program and key');
@@ -29,9 +30,11 @@ SELECT throws_ok($$INSERT INTO loyalty.members (program_id, member_key) SELECT p
 -- keys of any type are stored as text
 ------------------------------------------------------------------------------
 SELECT is((loyalty.enroll(42::bigint)).member_key, '42', 'a bigint key is stored as its text');
-SELECT is((loyalty.enroll('42')).id, (SELECT id FROM loyalty.members WHERE member_key = '42' AND program_id = (SELECT id FROM first_enroll)),
+SELECT is((SELECT (program_id, member_key, enrolled_at)::text FROM loyalty.enroll('42')),
+		  (SELECT (program_id, member_key, enrolled_at)::text FROM loyalty.members
+			WHERE member_key = '42' AND program_id = (SELECT program_id FROM first_enroll)),
 		  '''42'' is the same member as 42::bigint');
-SELECT is((loyalty.enroll(42)).id, (loyalty.enroll(42::bigint)).id, 'an integer 42 is the same member too');
+SELECT is((loyalty.enroll(42)).enrolled_at, (loyalty.enroll(42::bigint)).enrolled_at, 'an integer 42 is the same member too');
 SELECT is((SELECT count(*) FROM loyalty.members WHERE member_key = '42'), 1::bigint, 'one member for 42, ''42'' and 42::bigint');
 SELECT is((loyalty.enroll('7D444840-9DC0-11D1-B245-5FFDCE74FAD2'::uuid)).member_key, '7d444840-9dc0-11d1-b245-5ffdce74fad2',
 		  'a uuid key is stored in its canonical text form');
@@ -52,7 +55,7 @@ DO $$ BEGIN
 	PERFORM loyalty.earn('alice', 1, 'a1', '2025-03-01 00:00:00+00');
 	PERFORM loyalty.earn('alice', 1, 'a2', '2025-02-01 00:00:00+00');
 END $$;
-SELECT is((SELECT last_activity_at FROM loyalty.members WHERE id = (SELECT id FROM first_enroll)),
+SELECT is((SELECT last_activity_at FROM loyalty.members WHERE (program_id, member_key) = (SELECT program_id, member_key FROM first_enroll)),
 		  '2025-03-01 00:00:00+00'::timestamptz, 'a backdated earning does not move last_activity_at back');
 
 ------------------------------------------------------------------------------
@@ -89,16 +92,15 @@ SELECT throws_ok($$SELECT loyalty.balance(NULL::text)$$, '22004', 'member key mu
 CREATE FUNCTION pg_temp.delete_member(k text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-	mid bigint := (SELECT id FROM loyalty.members WHERE member_key = k
-					  AND program_id = (SELECT id FROM loyalty.programs WHERE is_default));
+	pid integer := (SELECT id FROM loyalty.programs WHERE is_default);
 BEGIN
 	BEGIN
-		DELETE FROM loyalty.members WHERE id = mid;
+		DELETE FROM loyalty.members WHERE member_key = k AND program_id = pid;
 	EXCEPTION WHEN SQLSTATE '23503' OR SQLSTATE 'LY005' THEN
 		RETURN 'refused';
 	END;
 	RETURN (SELECT count(*) FROM loyalty.verify() v
-			 WHERE v.member_id = mid AND v.ledger_sum = 8 AND v.problem ~ 'does not exist')::text;
+			 WHERE v.member_key = k AND v.ledger_sum = 8 AND v.problem ~ 'does not exist')::text;
 END
 $$;
 SELECT matches(pg_temp.delete_member('42'), '^(refused|1)$',

@@ -46,9 +46,11 @@ SELECT is((SELECT v FROM dblink('b', 'SELECT loyalty.redeem(''ann'', 39)::text')
           'b redeems the 39 left');
 SELECT dblink_exec('b', 'COMMIT') \g /dev/null
 SELECT is(pg_temp.s($$SELECT loyalty.balance('ann')::text$$), '0', 'ann: 100 - 60 - 1 - 39 = 0');
-SELECT is(pg_temp.s($$SELECT count(*)::text FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+SELECT is(pg_temp.s($$SELECT count(*)::text FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
                        WHERE m.member_key = 'ann' AND l.kind = 'redeem'
-                         AND l.effective_at < (SELECT max(effective_at) FROM loyalty.ledger x WHERE x.member_id = m.id AND x.id < l.id)$$),
+                         AND l.effective_at < (SELECT max(effective_at) FROM loyalty.ledger x
+                                                WHERE x.program_id = l.program_id AND x.member_key = l.member_key
+                                                  AND x.seq < l.seq)$$),
           '1', 'b''s redeem is written after c''s, effective before it');
 
 -- a transfer and an adjust in b after c redeemed

@@ -27,14 +27,16 @@ CREATE FUNCTION pg_temp.entries(tbl regclass, ref text)
 	LANGUAGE sql AS $$
 	SELECT l.kind::text, l.points, l.reason, l.effective_at
 	  FROM loyalty.ledger l JOIN loyalty.tracked_tables t ON t.id = l.track_id
-	 WHERE t.table_name = tbl AND l.reference = ref ORDER BY l.id
+	 WHERE t.table_name = tbl AND l.reference = ref -- the ledger orders entries per member (seq); across members, the
+	 -- heap order of this append-only table is the order they were written
+	 ORDER BY l.ctid
 $$;
 CREATE FUNCTION pg_temp.net(tbl regclass, ref text) RETURNS bigint LANGUAGE sql AS $$
 	SELECT coalesce(sum(points), 0)::bigint FROM pg_temp.entries(tbl, ref)
 $$;
 CREATE FUNCTION pg_temp.last_lots(tbl regclass, ref text) RETURNS text LANGUAGE sql AS $$
 	SELECT l.lots::text FROM loyalty.ledger l JOIN loyalty.tracked_tables t ON t.id = l.track_id
-	 WHERE t.table_name = tbl AND l.reference = ref ORDER BY l.id DESC LIMIT 1
+	 WHERE t.table_name = tbl AND l.reference = ref ORDER BY l.ctid DESC LIMIT 1
 $$;
 
 ------------------------------------------------------------------------------
@@ -236,7 +238,7 @@ SELECT lives_ok($$SELECT loyalty.track_purchases('bulk', 'customer', 'amount', '
 -- purchase i: customer i % 50, amount i + 0.75 -> i points
 INSERT INTO bulk SELECT i, i % 50, i + 0.75, '2025-05-01 00:00+00'::timestamptz + i * interval '1 minute'
   FROM generate_series(1, 1000) i;
-SELECT results_eq($$SELECT count(*), sum(l.points)::bigint, count(DISTINCT l.member_id)
+SELECT results_eq($$SELECT count(*), sum(l.points)::bigint, count(DISTINCT l.member_key)
 					 FROM loyalty.ledger l JOIN loyalty.tracked_tables t ON t.id = l.track_id
 					WHERE t.table_name = 'bulk'::regclass$$,
 	$$VALUES (1000::bigint, 500500::bigint, 50::bigint)$$,

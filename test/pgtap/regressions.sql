@@ -9,7 +9,7 @@ SELECT plan(25);
 INSERT INTO loyalty.programs (code, name, expiry_policy, expiry_period, expiry_extra_periods,
                               pending_interval, is_default)
 VALUES ('m', 'Monthly', 'period_end', 'month', 0, '14 days', true);
-SELECT ok((loyalty.enroll('bob')).id IS NOT NULL, 'enrolled');
+SELECT ok((loyalty.enroll('bob')).member_key IS NOT NULL, 'enrolled');
 SELECT is((loyalty.earn('bob', 10, 'x', '2026-10-25 12:00:00+00')).lots::text,
           '{pending 10 from 2026-11-08 12:00:00+00 until 2026-12-01 00:00:00+00}',
           'late-month purchase: released after 14 days, expires at the end of that month');
@@ -25,7 +25,7 @@ INSERT INTO orders VALUES (1, 'r7', 100, now() - interval '30 days', 'paid'),
                           (2, 'r7', 50, now() - interval '3 days', 'paid');
 UPDATE orders SET status = 'refunded' WHERE id = 2;
 SELECT is(count(*)::int, 1, 'the refund wrote the release entry of the released order')
-  FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+  FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
  WHERE m.member_key = 'r7' AND l.kind = 'release';
 SELECT is((loyalty.redeem('r7', 10, program => 'p14')).points, -10::bigint, 'redeem after the refund');
 SELECT is((loyalty.earn('r7', 1, 'f', now() + interval '1 day', 'p14')).kind::text, 'pending', 'future-dated earn');
@@ -36,7 +36,7 @@ SELECT is_empty('SELECT * FROM loyalty.verify()', 'verify() is clean');
 INSERT INTO loyalty.earning_rules (program_id, name, kind, points)
 SELECT id, 'welcome', 'first_purchase', 100 FROM loyalty.programs WHERE code = 'p14';
 INSERT INTO orders VALUES (3, 'zero', 0, now(), 'paid');
-SELECT is((SELECT count(*)::int FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+SELECT is((SELECT count(*)::int FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
             WHERE m.member_key = 'zero'), 0, 'no bonus for a purchase that earns nothing');
 
 -- UPDATE/DELETE on a partition of a tracked partitioned table used to fail with 55000.
@@ -112,7 +112,7 @@ UPDATE moved_orders SET total = 40 WHERE id = 1;
 UPDATE moved_orders SET total = 20 WHERE id IN (2, 3);
 DELETE FROM moved_orders WHERE id = 4;
 SELECT is(ARRAY[loyalty.balance('v1', program => 'p21a'),
-				coalesce((SELECT sum(points) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+				coalesce((SELECT sum(points) FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
 						   WHERE m.member_key = 'v1' AND m.program_id = (SELECT id FROM loyalty.programs WHERE code = 'p21b')), 0)::bigint],
 		  ARRAY[40, 0]::bigint[],
 		  'an amount change after re-tracking is settled in the program that awarded the purchase');

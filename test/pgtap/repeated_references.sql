@@ -1,10 +1,10 @@
 -- A reference repeated within one statement, when reference_columns are not
--- unique: only the first row in processing order (members, purchase time,
--- reference; docs/concepts.md) is awarded.  Members are ordered by the hash
--- of their key (hash_bytes, which hashtext() computes too) as unsigned, then
--- by the key's bytes, so pg_temp.winners() below states the rule in SQL and
--- every load is compared with it: bulk INSERT ... SELECT, COPY, and repeats
--- across statements.  They pass on the quadratic marking that the sort
+-- unique: a reference is the customer's own (docs/concepts.md), so of a
+-- customer's rows under one reference only the first in processing order
+-- (purchase time, reference) is awarded, and another customer's row under
+-- the same reference is a purchase of its own.  pg_temp.winners() below
+-- states the rule in SQL and every load is compared with it: bulk
+-- INSERT ... SELECT, COPY, and repeats across statements.  They pass on the quadratic marking that the sort
 -- replaced (the same rows earn), and fail when the marking keeps another
 -- row than the first (9 of 16 failed with the sort's tie order reversed).
 \ir preamble.psql
@@ -18,20 +18,20 @@ CREATE TABLE lines (line_id serial PRIMARY KEY, order_no text NOT NULL, customer
 					total numeric NOT NULL, at timestamptz NOT NULL);
 SELECT loyalty.track_purchases('lines', 'customer', 'total', 'at', reference_columns => '{order_no}') \g /dev/null
 
--- the first row of each reference among the given lines, by the rule
+-- the first row of each reference and customer among the given lines, by the rule
 CREATE FUNCTION pg_temp.winners(first_id int, last_id int)
 RETURNS TABLE (reference text, member_key text, total numeric, at timestamptz)
 LANGUAGE sql AS $$
-	SELECT DISTINCT ON (order_no) order_no, customer, total, at
+	SELECT DISTINCT ON (order_no, customer) order_no, customer, total, at
 	  FROM lines
 	 WHERE line_id BETWEEN first_id AND last_id
-	 ORDER BY order_no, hashtext(customer)::bigint & 4294967295, customer COLLATE "C", at$$;
+	 ORDER BY order_no, customer, at$$;
 -- the first awards of the lines' references
 CREATE FUNCTION pg_temp.awards(first_id int, last_id int)
 RETURNS TABLE (reference text, member_key text, points bigint, at timestamptz)
 LANGUAGE sql AS $$
 	SELECT l.reference, m.member_key, l.points, l.effective_at
-	  FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+	  FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
 	 WHERE l.track_id IS NOT NULL AND l.kind = 'earn'
 	   AND l.reference IN (SELECT order_no FROM lines WHERE line_id BETWEEN first_id AND last_id)$$;
 
@@ -66,7 +66,7 @@ SELECT is((SELECT count(*) FROM lines), 12286::bigint, 'the bulk insert holds 12
 SELECT is((SELECT count(DISTINCT order_no) FROM lines), 10000::bigint, 'of 10,000 orders');
 SELECT bag_eq($$SELECT reference, member_key, points, at FROM pg_temp.awards(1, 12286)$$,
 			  $$SELECT reference, member_key, floor(total)::bigint, at FROM pg_temp.winners(1, 12286)$$,
-			  'bulk INSERT ... SELECT: each order is awarded once, for its first line in processing order');
+			  'bulk INSERT ... SELECT: each order is awarded once per customer, for its first line in processing order');
 -- 885 of the 1,000 repeats an hour earlier are their order's only repeat
 -- (the others share it with repeats of other customers): they must win
 SELECT is((SELECT count(*) FROM pg_temp.awards(1, 12286)
@@ -96,11 +96,11 @@ o-d	uma	70	2025-04-01 12:00+00
 SELECT bag_eq($$SELECT reference, member_key, points, at FROM pg_temp.awards(12287, 12294)$$,
 			  $$SELECT reference, member_key, floor(total)::bigint, at FROM pg_temp.winners(12287, 12294)
 				 WHERE total > 0$$,
-			  'COPY: each order is awarded once, for its first line in processing order');
+			  'COPY: each order is awarded once per customer, for its first line in processing order');
 SELECT results_eq($$SELECT member_key, points FROM pg_temp.awards(12287, 12294) WHERE reference = 'o-a'$$,
 				  $$VALUES ('zoe', 10::bigint)$$, 'COPY: the earlier purchase of a repeated order wins, whatever its place');
-SELECT is((SELECT count(*) FROM pg_temp.awards(12287, 12294) WHERE reference = 'o-b'), 1::bigint,
-		  'COPY: three customers under one order: one award');
+SELECT is((SELECT count(*) FROM pg_temp.awards(12287, 12294) WHERE reference = 'o-b'), 3::bigint,
+		  'COPY: three customers under one order: an award each (a reference is the customer''s own)');
 SELECT is((SELECT count(*) FROM loyalty.ledger WHERE reference = 'o-c'), 0::bigint,
 		  'COPY: an order whose first line earns nothing earns nothing');
 SELECT is(loyalty.balance('vic'), 0::bigint, 'vic: 0');

@@ -108,7 +108,7 @@ SELECT is((SELECT count(*) FROM loyalty.ledger) - (SELECT n FROM ledger_before),
 INSERT INTO porders SELECT * FROM saved3 WHERE id <> 20;
 SELECT is((SELECT count(*) FROM loyalty.ledger) - (SELECT n FROM ledger_before), 0::bigint,
           'back-dated rows of two members inserted again in one statement: no ledger row written');
-SELECT is((SELECT count(*) FROM loyalty.members m JOIN members_before b USING (id) WHERE row(m.*)::text = row(b.*)::text),
+SELECT is((SELECT count(*) FROM loyalty.members m JOIN members_before b USING (program_id, member_key) WHERE row(m.*)::text = row(b.*)::text),
           3::bigint, 'and the member rows are unchanged, settled_at included');
 
 -- Exactly once per live purchase: a purchase deleted (its award taken back)
@@ -121,7 +121,7 @@ DELETE FROM sales WHERE id = 1;
 SELECT is(loyalty.balance('cat'), 0::bigint, 'a deleted purchase is taken back');
 INSERT INTO sales VALUES (1, 'cat', 30);
 SELECT is(loyalty.balance('cat'), 30::bigint, 'inserted again, it earns again');
-SELECT is((SELECT string_agg(kind || ':' || points || ':' || coalesce(reason, ''), ', ' ORDER BY id)
+SELECT is((SELECT string_agg(kind || ':' || points || ':' || coalesce(reason, ''), ', ' ORDER BY member_key, seq)
 			 FROM loyalty.ledger WHERE reference = '1' AND track_id = (SELECT max(id) FROM loyalty.tracked_tables)),
 	'earn:30:, reverse:-30:purchase deleted, adjust:30:purchase inserted again',
 	'as a correction: an adjust "purchase inserted again"');
@@ -137,8 +137,8 @@ DELETE FROM sales WHERE id IN (2, 3);
 INSERT INTO sales VALUES (2, 'dan', 10), (3, 'eve', 20), (4, 'eve', 5);
 SELECT is(ARRAY[loyalty.balance('dan'), loyalty.balance('eve')], '{10,25}'::bigint[],
 	'in one statement for several customers: each purchase back earns once, under its customer now');
-SELECT is((SELECT count(*) FROM loyalty.ledger WHERE reason = 'purchase inserted again'), 4::bigint,
-	'four purchases came back');
+SELECT is((SELECT count(*) FROM loyalty.ledger WHERE reason = 'purchase inserted again'), 3::bigint,
+	'three purchases came back to their customer (order 3 is eve''s first award: a reference is the customer''s own)');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds every balance in line with the ledger');
 
 SELECT * FROM finish();

@@ -57,7 +57,7 @@ SELECT is(pg_temp.as_role('t_app', 'SELECT * FROM loyalty.ledger'),
 		  '42501: permission denied for table ledger', 'loyalty_app cannot read the ledger directly');
 SELECT is(pg_temp.as_role('t_app', $$UPDATE loyalty.ledger SET points = points + 1$$),
 		  '42501: permission denied for table ledger', 'loyalty_app cannot edit the ledger');
-SELECT is(pg_temp.as_role('t_app', $$INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at) VALUES (1, 1, 'earn', 5, '{5 until infinity}', now())$$),
+SELECT is(pg_temp.as_role('t_app', $$INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at) VALUES (1, 'x', 1, 'earn', 5, '{5 until infinity}', now())$$),
 		  '42501: permission denied for table ledger', 'loyalty_app cannot write ledger entries of its own');
 SELECT is(pg_temp.as_role('t_app', $$UPDATE loyalty.members SET balance = '{}'$$),
 		  '42501: permission denied for table members', 'loyalty_app cannot write balances');

@@ -27,27 +27,28 @@ INSERT INTO runs_as_caller VALUES
   ('loyalty.set_kpi_customers(regclass,name,text)', 'administration: resolves the program and calls _kpi_customers_save as the caller'),
   ('loyalty._member(loyalty.programs,text,boolean)', 'internal helper, called by SECURITY DEFINER functions'),
   ('loyalty._settle(loyalty.members,timestamp with time zone)', 'the same'),
-  ('loyalty._replayed(loyalty.programs,text,text,bigint,bigint)', 'the same'),
-  ('loyalty._append(loyalty.programs,bigint,text,bigint,loyalty.lots,text,text,timestamp with time zone)', 'the same'),
+  ('loyalty._replayed(loyalty.programs,text,text,text,bigint)', 'the same'),
+  ('loyalty._append(loyalty.programs,text,text,bigint,loyalty.lots,text,text,timestamp with time zone)', 'the same'),
   ('loyalty.set_tier(anyelement,text,timestamp with time zone,text,text)', 'converts the key as the caller, then calls the SECURITY DEFINER text version'),
   ('loyalty.redeem_reward(anyelement,text,text,text)', 'the same'),
   ('loyalty.transfer(anyelement,anyelement,bigint,text,text)', 'the same'),
   ('loyalty.donate(anyelement,text,bigint,text,text)', 'the same'),
   ('loyalty.record_event(anyelement,text,text,timestamp with time zone,text,text)', 'the same'),
-  ('loyalty._settle_lots(integer,bigint,loyalty.lots,timestamp with time zone)', 'internal helper, called by SECURITY DEFINER functions'),
+  ('loyalty._settle_lots(integer,text,loyalty.lots,timestamp with time zone)', 'internal helper, called by SECURITY DEFINER functions'),
+  ('loyalty._next_seq(integer,text)', 'internal helper, called by SECURITY DEFINER functions'),
   ('loyalty._settled(loyalty.programs,loyalty.members)', 'the same'),
   ('loyalty._after_write(loyalty.programs,loyalty.members,loyalty.lots)', 'the same'),
   ('loyalty._rebuild(loyalty.members,timestamp with time zone)', 'the same (and the purchase triggers)'),
-  ('loyalty._expire_inactive(integer,bigint,loyalty.lots,timestamp with time zone)', 'the same'),
+  ('loyalty._expire_inactive(integer,text,loyalty.lots,timestamp with time zone)', 'the same'),
   ('loyalty._timeline_step(internal,integer,text,timestamp with time zone,timestamp with time zone,text,bigint,loyalty.lots,text,timestamp with time zone,bigint)', 'C: the transition function of the _timeline aggregate; no SQL'),
   ('loyalty._timeline_final(internal)', 'C: its final function; reads the program cache only'),
-  ('loyalty._maintain_lots(timestamp with time zone,integer,bigint,bigint)', 'the same (run_maintenance and its workers)'),
+  ('loyalty._maintain_lots(timestamp with time zone,integer,integer,text,integer,text)', 'the same (run_maintenance and its workers)'),
   ('loyalty._maintain_parallel(timestamp with time zone,integer,integer)', 'the same (run_maintenance with workers; starts background workers that connect as the caller)'),
   ('loyalty._maintain_inactive(timestamp with time zone,integer)', 'the same (run_maintenance)'),
   ('loyalty._maintain_tiers(timestamp with time zone,integer)', 'the same (run_maintenance)'),
   ('loyalty._tier_apply(loyalty.members,loyalty.members,text,text)', 'the same (set_tier, run_maintenance, purchase triggers)'),
   ('loyalty._tier_review(loyalty.members,timestamp with time zone)', 'the same (run_maintenance)'),
-  ('loyalty._tier_upgrade(bigint,text,timestamp with time zone)', 'the same (purchase triggers)'),
+  ('loyalty._tier_upgrade(integer,text,text,timestamp with time zone)', 'the same (purchase triggers)'),
   ('loyalty._transfer(loyalty.programs,text,text,bigint,text,boolean)', 'the same (transfer, donate)'),
   ('loyalty.config_changed()', 'statement trigger on configuration tables: only invalidates caches'),
   ('loyalty.earning_rule_check()', 'row trigger on earning_rules: reads loyalty''s tables as their owner, of the tracked tables only the catalog, and parses with built-in input functions'),
@@ -86,7 +87,7 @@ CREATE FUNCTION evil.lots_merge(loyalty.lots, loyalty.lots) RETURNS loyalty.lots
 CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql RETURN timestamptz '2000-01-01';
 INSERT INTO loyalty.programs (code, name, is_default) VALUES ('a', 'Program A', true);
 INSERT INTO loyalty.programs (code, name) VALUES ('b', 'Program B');
-SELECT ok((loyalty.enroll('alice')).id IS NOT NULL, 'alice enrolled in program a');
+SELECT ok((loyalty.enroll('alice')).member_key IS NOT NULL, 'alice enrolled in program a');
 SET search_path = evil, public;
 SELECT lives_ok($$SELECT loyalty.earn('alice', 100, 'e1')$$,
                 'earn ignores functions planted on the caller''s search_path');
@@ -101,11 +102,11 @@ SELECT throws_ok($$SELECT loyalty.adjust('alice', 5, 'goodwill', program => 'nop
                  'an unknown program code: LY003');
 SELECT is((SELECT count(*)::int FROM loyalty.ledger WHERE program_id = (SELECT id FROM loyalty.programs WHERE code = 'b')),
           0, 'program b has no ledger entries');
-SELECT ok((loyalty.enroll('alice', 'b')).id IS NOT NULL, 'alice enrolled in program b too');
+SELECT ok((loyalty.enroll('alice', 'b')).member_key IS NOT NULL, 'alice enrolled in program b too');
 SELECT throws_ok($$SELECT loyalty.redeem('alice', 10, 'r1', program => 'b')$$, 'LY001', NULL,
                  'b''s alice cannot spend a''s points');
-SELECT isnt((loyalty.earn('alice', 7, 'e1', program => 'b')).id,
-            (SELECT id FROM loyalty.ledger WHERE reference = 'e1' AND program_id = (SELECT id FROM loyalty.programs WHERE code = 'a')),
+SELECT isnt((loyalty.earn('alice', 7, 'e1', program => 'b')).program_id,
+            (SELECT program_id FROM loyalty.ledger WHERE reference = 'e1' AND program_id = (SELECT id FROM loyalty.programs WHERE code = 'a')),
             'a reference used in program a is a new request in program b');
 SELECT is(ARRAY[loyalty.balance('alice', program => 'a'), loyalty.balance('alice', program => 'b')],
           ARRAY[100, 7]::bigint[], 'each program keeps its own balance');
@@ -120,8 +121,8 @@ SELECT ok(loyalty.track_purchases('public.orders', 'customer', 'total', program 
 GRANT INSERT, UPDATE, DELETE, SELECT ON public.orders TO loyalty_security_probe;
 SELECT id AS orders_track FROM loyalty.tracked_tables WHERE table_name = 'public.orders'::regclass \gset
 SET ROLE loyalty_security_probe;
-SELECT throws_ok($$INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-                   VALUES (1, 1, 'earn', 1000, '{1000 until infinity}', now())$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+                   VALUES (1, 'alice', 1, 'earn', 1000, '{1000 until infinity}', now())$$, '42501', NULL,
                  'an ordinary role cannot insert into the ledger');
 SELECT throws_ok($$UPDATE loyalty.members SET balance = '{1000 until infinity}'$$, '42501', NULL,
                  'an ordinary role cannot write balances');
@@ -148,7 +149,7 @@ SELECT lives_ok(format('CREATE TRIGGER forge AFTER INSERT ON public.forged REFER
 SELECT throws_ok($$INSERT INTO public.forged VALUES (1, 'bob', 100000)$$, '55000', NULL,
                  'a forged tracking id is refused: the id must name the table the trigger fires on');
 RESET ROLE;
-SELECT is((SELECT sum(points)::int FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+SELECT is((SELECT sum(points)::int FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
             WHERE m.member_key = 'bob'), 25, 'bob earned only the tracked purchase, in program b');
 
 -- 4. The ledger is append-only, even for its owner.

@@ -55,7 +55,7 @@ INSERT INTO orders VALUES (4, 'ann', 10, 'paid', '2024-05-06 12:00+00');
 SELECT is((SELECT points FROM loyalty.ledger WHERE reference = '4'), 20::bigint,
 		  'the next purchase earns the Gold multiplier');
 SELECT is((SELECT array_agg(row(from_tier, to_tier, reason)::text ORDER BY effective_at)
-			 FROM loyalty.tier_history h JOIN loyalty.members m ON m.id = h.member_id
+			 FROM loyalty.tier_history h JOIN loyalty.members m ON m.program_id = h.program_id AND m.member_key = h.member_key
 			WHERE m.member_key = 'ann'),
 		  ARRAY[row(NULL, 'Bronze', 'upgrade')::text, row('Bronze', 'Silver', 'upgrade')::text,
 				row('Silver', 'Gold', 'upgrade')::text],
@@ -94,13 +94,13 @@ SELECT is(loyalty.tier('ann', '2025-05-05 11:59+00'), 'Gold', 'Gold until the la
 SELECT is(loyalty.tier('ann', '2025-05-05 12:00+00'), 'Silver',
 		  'one step down at the end of the validity, with no job run');
 SELECT is(loyalty.tier('ann', '2026-05-05 12:00+00'), 'Bronze', 'and another step a year later');
-SELECT is((SELECT count(*) FROM loyalty.tier_history h JOIN loyalty.members m ON m.id = h.member_id
+SELECT is((SELECT count(*) FROM loyalty.tier_history h JOIN loyalty.members m ON m.program_id = h.program_id AND m.member_key = h.member_key
 			WHERE m.member_key = 'ann' AND reason = 'downgrade'), 0::bigint,
 		  'nothing was written to answer');
 SELECT is((SELECT row(members, entries)::text FROM loyalty.run_maintenance('2025-06-01') WHERE task = 'tier'),
 		  row(1, 1)::text, 'run_maintenance writes the due downgrade');
 SELECT is((SELECT row(from_tier, to_tier, effective_at)::text FROM loyalty.tier_history h
-			 JOIN loyalty.members m ON m.id = h.member_id
+			 JOIN loyalty.members m ON m.program_id = h.program_id AND m.member_key = h.member_key
 			WHERE m.member_key = 'ann' AND reason = 'downgrade'),
 		  row('Gold', 'Silver', '2025-05-05 12:00+00'::timestamptz)::text,
 		  'effective when the validity ended, not when maintenance ran');
@@ -116,7 +116,7 @@ INSERT INTO orders SELECT 100 + i, 'bob', 60, 'paid', '2024-01-01 12:00+00'::tim
   FROM generate_series(1, 24) i;
 SELECT is(loyalty.tier('bob', '2024-12-31'), 'Gold', '24 orders in a year: Gold by orders');
 SELECT is((SELECT array_agg(row(to_tier, effective_at)::text ORDER BY h.id)
-			 FROM loyalty.tier_history h JOIN loyalty.members m ON m.id = h.member_id
+			 FROM loyalty.tier_history h JOIN loyalty.members m ON m.program_id = h.program_id AND m.member_key = h.member_key
 			WHERE m.member_key = 'bob'),
 		  ARRAY[row('Bronze', '2024-01-16 12:00+00'::timestamptz)::text,
 				row('Silver', '2024-05-15 12:00+00'::timestamptz)::text,
@@ -124,7 +124,7 @@ SELECT is((SELECT array_agg(row(to_tier, effective_at)::text ORDER BY h.id)
 		  'one INSERT of a year of orders climbs step by step, each upgrade at the purchase that reached it');
 SELECT lives_ok($$SELECT * FROM loyalty.run_maintenance('2025-12-31')$$, 'maintenance runs');
 SELECT is((SELECT string_agg(reason || ':' || to_tier, ',' ORDER BY h.id) FROM loyalty.tier_history h
-			 JOIN loyalty.members m ON m.id = h.member_id
+			 JOIN loyalty.members m ON m.program_id = h.program_id AND m.member_key = h.member_key
 			WHERE m.member_key = 'bob' AND h.effective_at > '2024-12-31'),
 		  'downgrade:Silver', 'no orders after 2024: down from Gold to Silver at the review in 2025');
 
@@ -141,7 +141,7 @@ SELECT is((loyalty.set_tier('cy', 'Gold', now() + interval '30 days', 'VIP from 
 SELECT is(loyalty.tier('cy', now() + interval '29 days'), 'Gold', 'manual Gold holds until its end');
 SELECT is(loyalty.tier('cy', now() + interval '30 days'), 'Bronze',
 		  'then the qualified tier: Bronze, the base tier, although cy never bought');
-SELECT is((SELECT detail FROM loyalty.tier_history h JOIN loyalty.members m ON m.id = h.member_id
+SELECT is((SELECT detail FROM loyalty.tier_history h JOIN loyalty.members m ON m.program_id = h.program_id AND m.member_key = h.member_key
 			WHERE m.member_key = 'cy'), 'VIP from the shop', 'the reason is kept');
 
 INSERT INTO loyalty.programs (code, name, time_zone, tier_window, tier_validity,

@@ -55,8 +55,8 @@ INSERT INTO orders_b VALUES (2, 'b', 18, now() - interval '50 days');
 SELECT is(loyalty.balance('b', now() - interval '50 days', 'ib'), 0::bigint,
 		  'B: the purchase 50 days ago does not revive them (the 18 are pending)');
 SELECT is(loyalty.balance('b', now(), 'ib'), 18::bigint, 'B: now the 18 released points only');
-SELECT is((SELECT string_agg(format('%s %s %s', kind, points, effective_at = now() - interval '140 days'), ', ' ORDER BY l.id)
-			 FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+SELECT is((SELECT string_agg(format('%s %s %s', kind, points, effective_at = now() - interval '140 days'), ', ' ORDER BY l.member_key, l.seq)
+			 FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
 			WHERE m.member_key = 'b' AND l.reason = 'inactivity'),
 		  'expire -139 t', 'B: one inactivity expiry of the 139 points at their deadline');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'B: verify() is clean');
@@ -118,7 +118,7 @@ SELECT is(ARRAY[loyalty.balance('e', now() - interval '7 days', 'af'), loyalty.b
 				loyalty.balance('e', now() + interval '11 days', 'af')],
 		  ARRAY[100, 0, 5]::bigint[], 'D2: balances before, at and after the debt answer (LY006 before)');
 SELECT is((SELECT count(*) FROM loyalty.statement('e', program => 'af')),
-		  (SELECT count(*) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id WHERE m.member_key = 'e'),
+		  (SELECT count(*) FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key WHERE m.member_key = 'e'),
 		  'D2: the statement lists every entry');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'D2: verify() is clean');
 
@@ -135,8 +135,8 @@ SELECT is(ARRAY[loyalty.balance('f', now() - interval '5 months' + interval '3 m
 				loyalty.balance('f', now() - interval '4 months' + interval '3 months', 'ia')],
 		  ARRAY[70, 70, 0]::bigint[],
 		  'late: an earn dated 4 months ago cancels the deadline at -2 months; both expire a month later');
-SELECT is((SELECT string_agg(kind || ' ' || points, ', ' ORDER BY l.id) FROM loyalty.ledger l
-			 JOIN loyalty.members m ON m.id = l.member_id WHERE m.member_key = 'f' AND l.reason = 'inactivity'),
+SELECT is((SELECT string_agg(kind || ' ' || points, ', ' ORDER BY l.member_key, l.seq) FROM loyalty.ledger l
+			 JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key WHERE m.member_key = 'f' AND l.reason = 'inactivity'),
 		  'expire -50, reinstate 50, expire -70', 'late: the first expiry is given back, then both expire');
 SELECT loyalty.enroll('g', 'ia') \g /dev/null
 SELECT loyalty.earn('g', 50, NULL, now() - interval '5 months', program => 'ia') \g /dev/null
@@ -181,7 +181,7 @@ INSERT INTO ah_orders VALUES (1, 'al', 20, now() + interval '5 days');
 SELECT loyalty.adjust('al', 1, 'goodwill', program => 'ah') \g /dev/null
 SELECT is(ARRAY[loyalty.balance('al', now() + interval '2 days 12 hours', 'ah'),
 				loyalty.balance('al', now() + interval '5 days', 'ah'),
-				(SELECT count(*) FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
+				(SELECT count(*) FROM loyalty.ledger l JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key
 				  WHERE m.member_key = 'al' AND l.kind = 'expire')],
 		  ARRAY[101, 20, 0]::bigint[], 'ahead: the deadline at +2 days is cancelled, nothing expired yet');
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'ahead: verify() is clean');
@@ -226,8 +226,8 @@ SELECT is(ARRAY[loyalty.balance('k', now() - interval '241 days' - interval '1 m
 				loyalty.balance('k', now(), 'ip')],
 		  ARRAY[407, 0, 387, 0, 65]::bigint[],
 		  'forward: the 407 expire at -241 days, the deadline at -43 days takes the 387');
-SELECT is((SELECT string_agg(format('%s %s', kind, points), ', ' ORDER BY l.id) FROM loyalty.ledger l
-			 JOIN loyalty.members m ON m.id = l.member_id WHERE m.member_key = 'k' AND l.reason = 'inactivity'),
+SELECT is((SELECT string_agg(format('%s %s', kind, points), ', ' ORDER BY l.member_key, l.seq) FROM loyalty.ledger l
+			 JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key WHERE m.member_key = 'k' AND l.reason = 'inactivity'),
 		  'expire -407, expire -407, reinstate 20',
 		  'forward: the deadline at -43 days keeps its expiry, less the 20 points it can no longer take');
 SELECT is((SELECT balance::text FROM loyalty.members WHERE member_key = 'k'), '{65 until infinity}',
@@ -251,8 +251,9 @@ SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'forward: verify() is clean'
 -- a spend written after the expiry that took its lots is not excused (the
 -- totals agree: a credit after it)
 SAVEPOINT tamper;
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-SELECT m.program_id, m.id, v.k, v.p, v.l::loyalty.lots, v.at
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+SELECT m.program_id, m.member_key, coalesce((SELECT max(x.seq) FROM loyalty.ledger x WHERE x.program_id = m.program_id AND x.member_key = m.member_key), 0)
+	   + row_number() OVER (PARTITION BY m.program_id, m.member_key ORDER BY v.n), v.k, v.p, v.l::loyalty.lots, v.at
   FROM loyalty.members m,
 	   (VALUES (1, 'adjust', 1, '{1 until infinity}', now() + interval '1 day'),
 			   (2, 'redeem', -1, '{1 until infinity}', now() - interval '12 hours')) v(n, k, p, l, at)
@@ -270,8 +271,9 @@ ROLLBACK TO SAVEPOINT tamper;
 SELECT loyalty.enroll('h', 'nc') \g /dev/null
 SELECT loyalty.earn('h', 10, 'h-1', now() - interval '2 days', 'nc') \g /dev/null
 -- a debit dated before the credit it draws (the totals agree)
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-SELECT m.program_id, m.id, v.k, v.p, v.l::loyalty.lots, v.at
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+SELECT m.program_id, m.member_key, coalesce((SELECT max(x.seq) FROM loyalty.ledger x WHERE x.program_id = m.program_id AND x.member_key = m.member_key), 0)
+	   + row_number() OVER (PARTITION BY m.program_id, m.member_key ORDER BY v.n), v.k, v.p, v.l::loyalty.lots, v.at
   FROM loyalty.members m,
 	   (VALUES (1, 'adjust', 4, '{4 until infinity}', now() - interval '1 day'),
 			   (2, 'redeem', -4, '{4 until infinity}', now() - interval '3 days')) v(n, k, p, l, at)

@@ -26,7 +26,9 @@ CREATE FUNCTION pg_temp.awards(tbl regclass)
 	LANGUAGE sql AS $$
 	SELECT l.reference::text, l.kind::text, l.points, l.effective_at
 	  FROM loyalty.ledger l JOIN loyalty.tracked_tables t ON t.id = l.track_id
-	 WHERE t.table_name = tbl ORDER BY l.id
+	 WHERE t.table_name = tbl -- the ledger orders entries per member (seq); across members, the
+	 -- heap order of this append-only table is the order they were written
+	 ORDER BY l.ctid
 $$;
 
 ------------------------------------------------------------------------------
@@ -272,7 +274,7 @@ SELECT is((SELECT count(*) FROM pg_temp.awards('corders')), 1::bigint, 'and earn
 CREATE TABLE rorders (id int PRIMARY KEY, customer text, amount numeric, at timestamptz, status text);
 CREATE FUNCTION pg_temp.points_in(program text, customer text) RETURNS bigint LANGUAGE sql AS $$
 	SELECT coalesce(sum(l.points), 0)::bigint FROM loyalty.ledger l
-	  JOIN loyalty.members m ON m.id = l.member_id JOIN loyalty.programs p ON p.id = m.program_id
+	  JOIN loyalty.members m ON m.program_id = l.program_id AND m.member_key = l.member_key JOIN loyalty.programs p ON p.id = m.program_id
 	 WHERE p.code = $1 AND m.member_key = $2
 $$;
 SELECT loyalty.track_purchases('rorders', 'customer', 'amount', 'at', status_column => 'status') \g /dev/null

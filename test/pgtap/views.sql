@@ -64,7 +64,7 @@ SELECT is((SELECT last_activity_at FROM loyalty.member_summary WHERE member_key 
 -- ledger_entries
 SELECT results_eq(
 	$$SELECT program_code, kind, points, reference, expires_at, purchase_table
-		FROM loyalty.ledger_entries WHERE member_key = 'bob' ORDER BY id$$,
+		FROM loyalty.ledger_entries WHERE member_key = 'bob' ORDER BY seq$$,
 	$$SELECT 'shop', 'pending', p, r, m0 + o * interval '1 month' + interval '5 days' + interval '1 year',
 			 'orders' FROM t0, (VALUES (150::bigint, '1', -3), (50, '2', -2)) v(p, r, o)$$,
 	'ledger_entries: purchases with program, kind, reference, expiry (a year after the release) and table');
@@ -133,8 +133,9 @@ VALUES ('year', 'Year end', 'period_end', 'year');
 SELECT count(*) FROM (SELECT loyalty.enroll('gil', 'year')) x \g /dev/null
 -- written directly: earned in March and May 2024, half spent in June, the
 -- rest expired at the end of 2024
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-SELECT m.program_id, m.id, v.kind, v.points, v.lots::loyalty.lots, v.at::timestamptz
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+SELECT m.program_id, m.member_key, coalesce((SELECT max(x.seq) FROM loyalty.ledger x WHERE x.program_id = m.program_id AND x.member_key = m.member_key), 0)
+	   + row_number() OVER (PARTITION BY m.program_id, m.member_key ORDER BY v.at), v.kind, v.points, v.lots::loyalty.lots, v.at::timestamptz
   FROM loyalty.members m,
 	   (VALUES ('earn', 300, '{300 until 2025-01-01 00:00:00+00}', '2024-03-10'),
 			   ('earn', 100, '{100 until 2025-01-01 00:00:00+00}', '2024-05-10'),

@@ -35,7 +35,7 @@ SELECT member_key FROM loyalty.enroll('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uu
 SELECT member_key FROM loyalty.enroll('bob', program => 'club');
 -- 42 and '42' are the same member.
 SELECT count(*) FROM loyalty.members WHERE member_key = '42';
-SELECT id = (loyalty.enroll('42')).id AS same_member FROM loyalty.members WHERE member_key = '42';
+SELECT enrolled_at = (loyalty.enroll('42')).enrolled_at AS same_member FROM loyalty.members WHERE member_key = '42';
 
 -- Unknown members and programs are errors with their own SQLSTATE.
 \set VERBOSITY sqlstate
