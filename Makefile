@@ -23,9 +23,15 @@ SQL_SOURCES = $(addprefix sql/src/, lots.sql activity.sql time_zones.sql tables.
 	rewards.sql transfers.sql events.sql reports.sql guards.sql \
 	grants.sql)
 # The upgrade script from the previous version is built the same way, from
-# sql/updates/$(PREVVERSION)--$(EXTVERSION)/*.sql in name order.
+# sql/updates/$(PREVVERSION)--$(EXTVERSION)/*.sql in name order, followed
+# by every function and view of sql/src again (FUNCTION_SOURCES), as
+# CREATE OR REPLACE: an upgraded database runs the same code as a fresh
+# install by construction (an update step drops what cannot be replaced:
+# a changed result type, materialized views, event triggers).
 PREVVERSION = 0.1
 UPDATE_SOURCES = $(sort $(wildcard sql/updates/$(PREVVERSION)--$(EXTVERSION)/*.sql))
+FUNCTION_SOURCES = $(addprefix sql/src/, internals.sql members.sql verify.sql accrual.sql \
+	maintenance.sql tiers.sql rewards.sql transfers.sql events.sql reports.sql guards.sql grants.sql)
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql
 # released install and upgrade scripts, kept as they were released
 DATA = $(filter-out $(DATA_built), $(wildcard sql/$(EXTENSION)--*.sql))
@@ -49,7 +55,7 @@ ISOLATION_OPTS = --inputdir=test
 PG_CFLAGS = -Wall -Wextra -Werror
 PG_CONFIG ?= pg_config
 # PostgreSQL's own headers are not -Wextra clean; treat them as system headers
-PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -DLOYALTY_VERSION='"$(EXTVERSION)"'
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -67,6 +73,9 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/src/header.sql.in $(SQL_SOURCES) $(EXTE
 	cat $(SQL_SOURCES) >> $@
 
 sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql: sql/updates/header.sql.in $(UPDATE_SOURCES) \
-		sql/updates/$(PREVVERSION)--$(EXTVERSION) $(EXTENSION).control Makefile
+		$(FUNCTION_SOURCES) sql/updates/$(PREVVERSION)--$(EXTVERSION) $(EXTENSION).control Makefile
 	sed -e 's/@EXTVERSION@/$(EXTVERSION)/g' -e 's/@PREVVERSION@/$(PREVVERSION)/g' sql/updates/header.sql.in > $@
 	cat $(UPDATE_SOURCES) >> $@
+	printf '%s\n' '' '-- Every function and view of sql/src, created or replaced (Makefile, FUNCTION_SOURCES).' >> $@
+	sed -e 's/^CREATE FUNCTION /CREATE OR REPLACE FUNCTION /' -e 's/^CREATE VIEW /CREATE OR REPLACE VIEW /' \
+		$(FUNCTION_SOURCES) >> $@

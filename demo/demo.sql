@@ -68,21 +68,21 @@ VALUES ('alice', 42.90, 'web', now() - interval '300 days'),
        ('erin', 20.00, 'web', now() - interval '300 days');
 
 \echo '== Points were awarded in the same transaction, one ledger entry per order'
-SELECT l.reference AS order_id, m.member_key, l.kind, l.points, l.reason
-  FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
- WHERE l.track_id IS NOT NULL ORDER BY l.id;
+SELECT l.reference AS order_id, l.member_key, l.seq, l.kind, l.points, l.reason
+  FROM loyalty.ledger l
+ WHERE l.track_id IS NOT NULL ORDER BY split_part(l.reference, '#', 1)::int, l.member_key, l.seq;
 
 \echo '== carol''s order is refunded: the award is reversed'
 UPDATE orders SET status = 'refunded' WHERE customer = 'carol';
-SELECT kind, points, reference, reason FROM loyalty.ledger
- WHERE member_id = (SELECT id FROM loyalty.members WHERE member_key = 'carol') ORDER BY id;
+SELECT seq, kind, points, reference, reason FROM loyalty.ledger
+ WHERE member_key = 'carol' ORDER BY seq;
 
 \echo '== Points can also be credited directly, idempotent on reference'
 SELECT kind, points, reference FROM loyalty.earn('alice', 25, 'survey-2026', now() - interval '2 days');
 SELECT kind, points, reference FROM loyalty.earn('alice', 25, 'survey-2026', now() - interval '2 days');
 
 \echo '== Redemptions spend the soonest-expiring points first'
-SELECT id, kind, points, lots AS drawn_from FROM loyalty.redeem('1042', 100, 'reward-coffee-1');
+SELECT member_key, seq, kind, points, lots AS drawn_from FROM loyalty.redeem('1042', 100, 'reward-coffee-1');
 
 \echo '== Not enough points: a clear error (SQLSTATE LY001), nothing written'
 \set ON_ERROR_STOP 0
@@ -92,14 +92,14 @@ SELECT loyalty.redeem('alice', 100000, 'reward-espresso-machine');
 \echo '== Balances now: available, pending (return window), expiring within 30 days'
 SELECT m.member_key, d.available, d.pending, d.expiring_30d
   FROM loyalty.members m, LATERAL loyalty.balance_detail(m.member_key) d
- ORDER BY m.id;
+ ORDER BY m.member_key;
 
 \echo '== Balances as of any instant, without a batch job'
 SELECT member_key,
        loyalty.balance(member_key, now() - interval '6 months') AS six_months_ago,
        loyalty.balance(member_key) AS now,
        loyalty.balance(member_key, now() + interval '6 months') AS in_six_months
-  FROM loyalty.members ORDER BY id;
+  FROM loyalty.members ORDER BY member_key;
 
 \echo '== Points expiring in the next 180 days (for "your points expire soon" mails)'
 SELECT m.member_key, e.expires_at AT TIME ZONE 'Europe/Berlin' AS expires_berlin, e.points
@@ -113,7 +113,7 @@ SELECT effective_at::date AS day, kind, points, running_total, reference,
 
 \echo '== Tiers: upgraded at once by the purchases above, and what is missing for the next one'
 SELECT m.member_key, p.tier, p.points, p.orders, p.message
-  FROM loyalty.members m, LATERAL loyalty.tier_progress(m.member_key) p ORDER BY m.id;
+  FROM loyalty.members m, LATERAL loyalty.tier_progress(m.member_key) p ORDER BY m.member_key;
 
 \echo '== Every tier change is in tier_history, and an event row for the application'
 SELECT member_key, from_tier, to_tier, reason, effective_at::date AS day
@@ -124,9 +124,9 @@ SELECT member_key, from_tier, to_tier, reason, effective_at::date AS day
 \echo '   released, and erin''s expired, but nothing wrote that yet; their balances were right'
 \echo '   all along.  Schedule it with pg_cron, see docs/concepts.md)'
 SELECT * FROM loyalty.run_maintenance();
-SELECT m.member_key, l.kind, l.points, l.effective_at::date AS effective
-  FROM loyalty.ledger l JOIN loyalty.members m ON m.id = l.member_id
- WHERE m.member_key IN ('dave', 'erin') ORDER BY m.member_key, l.id;
+SELECT l.member_key, l.seq, l.kind, l.points, l.effective_at::date AS effective
+  FROM loyalty.ledger l
+ WHERE l.member_key IN ('dave', 'erin') ORDER BY l.member_key, l.seq;
 
 \echo '== For BI tools: views such as loyalty.member_summary and loyalty.points_liability'
 \echo '   (read by the role loyalty_reader; see docs/analysts.md)'
@@ -136,7 +136,7 @@ SELECT * FROM loyalty.points_liability;
 
 \echo '== The ledger is append-only'
 \set ON_ERROR_STOP 0
-UPDATE loyalty.ledger SET points = 1000000 WHERE id = 1;
+UPDATE loyalty.ledger SET points = 1000000 WHERE member_key = 'alice' AND seq = 1;
 \set ON_ERROR_STOP 1
 
 \echo '== loyalty.verify(): members whose balance disagrees with the ledger (none)'

@@ -44,6 +44,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "purchase.h"
+
 PG_FUNCTION_INFO_V1(loyalty_maintain_parallel);
 
 PGDLLEXPORT void loyalty_maintenance_worker(Datum main_arg);
@@ -285,6 +287,7 @@ member_ranges(int32 batch_size)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	loyalty_check_version();
 	if (SPI_execute("SELECT 1 FROM loyalty.members LIMIT 1", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the members");
 	if (SPI_processed == 1)

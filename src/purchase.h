@@ -164,6 +164,7 @@ typedef enum PurchaseStmt
 } PurchaseStmt;
 
 /* purchase_sql.c */
+extern void loyalty_check_version(void);
 extern void loyalty_purchase_plans_check(void);
 extern SPIPlanPtr loyalty_purchase_plan(PurchaseStmt stmt, const TrackCols *tc);
 extern int	loyalty_purchase_exec(PurchaseStmt stmt, const TrackCols *tc, Datum *args,

@@ -205,10 +205,40 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 static SPIPlanPtr plans[NUM_PURCHASE_STMTS];
 static uint64 plans_generation = 0;
 
+/*
+ * The statements are the library's: they need the tables of the same
+ * version of the extension.  Between installing a new version's files and
+ * ALTER EXTENSION loyalty UPDATE, a database still has the old tables:
+ * say so, once per backend until it matches (SPI connected).
+ */
+void
+loyalty_check_version(void)
+{
+	static bool matches = false;
+	char	   *installed;
+
+	if (matches)
+		return;
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'loyalty'",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the installed version of loyalty");
+	installed = loyalty_spi_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (installed == NULL || strcmp(installed, LOYALTY_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("loyalty's library is version %s but this database has loyalty %s",
+						LOYALTY_VERSION, installed ? installed : "(none)"),
+				 errdetail("The library was updated; the database's tables are still those of %s.",
+						   installed ? installed : "(none)"),
+				 errhint("Run ALTER EXTENSION loyalty UPDATE in this database.")));
+	matches = true;
+}
+
 /* Plans name loyalty.lots by OID: drop them when configuration changed. */
 void
 loyalty_purchase_plans_check(void)
 {
+	loyalty_check_version();
 	if (plans_generation == loyalty_config_generation)
 		return;
 	for (int i = 0; i < NUM_PURCHASE_STMTS; i++)
