@@ -11,7 +11,7 @@
 SET client_min_messages = error;
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(82);
+SELECT plan(103);
 
 CREATE ROLE ops IN ROLE loyalty_admin;
 CREATE ROLE shopowner;
@@ -302,7 +302,9 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
 		'loyalty.retention(text,integer,text)',
 		'loyalty.refresh_reports()',
 		'loyalty.run_maintenance(timestamp with time zone,integer,integer)',
-		-- triggers: the row values are read with their types' output functions (C)
+		-- triggers: the row values are read with their types' output functions (C);
+		-- purchase_change is executable by PUBLIC, and refuses any table but
+		-- the tracked one it is given (section 11)
 		'loyalty.purchase_insert()',
 		'loyalty.purchase_change()',
 		-- event triggers: catalogs and loyalty's configuration only
@@ -322,9 +324,9 @@ SELECT is_empty($$SELECT r.rolname, p.proname FROM pg_proc p
 	'no role may call the owner-rights readers or the checks behind them');
 
 ------------------------------------------------------------------------------
--- 9. A partitioned purchases table whose owner forces an escalating policy:
---    the DELETE trigger's look for a moved row reads it as its owner, and
---    the partition guard (SECURITY DEFINER) runs none of the owner's code
+-- 10. A partitioned purchases table whose owner forces an escalating policy:
+--     the DELETE trigger's look for a moved row reads it as its owner, and
+--     the partition guard (SECURITY DEFINER) runs none of the owner's code
 ------------------------------------------------------------------------------
 CREATE TABLE public.sales (id int, customer text, total numeric, at timestamptz, PRIMARY KEY (id, at))
 	PARTITION BY RANGE (at);
@@ -344,16 +346,74 @@ SELECT is(pg_temp.state_as('shopowner', $$
 	INSERT INTO public.sales VALUES (1, 'pam', 10, '2030-01-05');
 	UPDATE public.sales SET at = '2030-02-05' WHERE id = 1$$),
 	'ok', 'shopowner forces an escalating policy and moves a row');
--- (a partition is added by the superuser: PostgreSQL clones the row trigger
--- to a new partition and wants EXECUTE on loyalty.purchase_change from the
--- role that creates it, which shopowner has not)
-CREATE TABLE public.sales_3 PARTITION OF public.sales FOR VALUES FROM ('2030-03-01') TO ('2030-04-01');
 SELECT is(loyalty.balance('pam', '2030-06-01'), 10::bigint, 'the moved purchase kept its points');
+-- shopowner adds a partition itself: PostgreSQL clones the row trigger to
+-- it and checks shopowner's EXECUTE on loyalty.purchase_change, which
+-- PUBLIC has (section 11); the partition guard adds the insert trigger
+SELECT is(pg_temp.state_as('shopowner', $$
+	CREATE TABLE public.sales_3 PARTITION OF public.sales FOR VALUES FROM ('2030-03-01') TO ('2030-04-01');
+	INSERT INTO public.sales VALUES (2, 'pam', 5, '2030-03-05')$$),
+	'ok', 'shopowner creates a partition and puts an order in it');
 SELECT is((SELECT array_agg(DISTINCT ran_as::text) FROM public.ran WHERE attack = 'policy on a moved row'),
 	ARRAY['shopowner'], 'the policy ran, as the table''s owner only');
-SELECT ok(EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.sales_3'::regclass
-				   AND tgname = 'loyalty_purchase_insert'), 'the new partition got the insert trigger');
+SELECT is((SELECT array_agg(tgname::text ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'public.sales_3'::regclass),
+	'{loyalty_purchase_change,loyalty_purchase_insert}', 'the new partition got the row trigger and the insert trigger');
+SELECT is(loyalty.balance('pam', '2030-06-01'), 15::bigint, 'the order in the new partition earned');
 SELECT * FROM pg_temp.held('policy on a partitioned table');
+
+------------------------------------------------------------------------------
+-- 11. loyalty.purchase_change is executable by PUBLIC, for the clone of the
+--     row trigger above; the other trigger functions are not.  Attached to
+--     a table of the attacker's own, or called directly, it does nothing:
+--     it refuses any table but the one its tracked-table id names, before
+--     it reads a row.  app is in loyalty_app (USAGE on schema loyalty) and
+--     owns tables, as an application's role often does.
+------------------------------------------------------------------------------
+GRANT CREATE ON SCHEMA public TO app;
+SELECT is(pg_temp.state_as('app', $$CREATE TABLE public.mine (id int PRIMARY KEY, customer text, total numeric,
+	at timestamptz, status text, state text);
+	INSERT INTO public.mine VALUES (1, 'ann', 10, now(), 'paid', 'paid')$$),
+	'ok', 'app makes a table of its own, shaped like a tracked one');
+CREATE TEMP TABLE ledger_before AS SELECT count(*) AS n, sum(points) AS points FROM loyalty.ledger;
+SELECT is(pg_temp.as_role('app', format($$CREATE TRIGGER t AFTER UPDATE OR DELETE ON public.mine
+	FOR EACH ROW EXECUTE FUNCTION loyalty.purchase_change(%L);
+	UPDATE public.mine SET total = 1000000$$, t.id)),
+	'55000: table "mine" has a loyalty trigger but is not tracked',
+	format('app attaches purchase_change with tracked-table id %s to its table: a raised amount is refused', t.id))
+  FROM (SELECT id::text FROM loyalty.tracked_tables UNION ALL SELECT '999') t(id) ORDER BY 1;
+SELECT is(pg_temp.state_as('app', $$CREATE TRIGGER t AFTER UPDATE OR DELETE ON public.mine
+	FOR EACH ROW EXECUTE FUNCTION loyalty.purchase_change('1')$$), 'ok', 'the trigger stays attached');
+SELECT is(pg_temp.as_role('app', $$DELETE FROM public.mine$$),
+	'55000: table "mine" has a loyalty trigger but is not tracked', 'and deleting from the table is refused');
+SELECT is(pg_temp.state_as('app', $$DROP TRIGGER t ON public.mine;
+	CREATE TRIGGER t_stmt AFTER DELETE ON public.mine
+	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_change('1');
+	DELETE FROM public.mine$$), '39P01', 'attached as a statement trigger it refuses to run');
+SELECT is(pg_temp.state_as('app', $$CREATE TRIGGER t_ins AFTER INSERT ON public.mine
+	REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert('1')$$),
+	'42501', 'app may not attach purchase_insert');
+SELECT is(pg_temp.state_as('app', $$SELECT loyalty.purchase_change()$$), '39P01',
+	'purchase_change called directly refuses to run');
+SELECT is(pg_temp.state_as('app', $$SELECT loyalty.purchase_insert()$$), '42501',
+	'purchase_insert may not be called');
+SELECT is((SELECT row(count(*), sum(points))::text FROM loyalty.ledger), (SELECT row(n, points)::text FROM ledger_before),
+	'no ledger entry was written');
+-- on a tracked table of its own, a second purchase_change trigger with the
+-- table's id corrects a purchase once, as the first one does
+CREATE TABLE public.tabs (id int PRIMARY KEY, customer text, total numeric, at timestamptz);
+ALTER TABLE public.tabs OWNER TO app;
+SELECT loyalty.track_purchases('public.tabs', 'customer', 'total', 'at') AS tabs_id \gset
+SELECT is(pg_temp.state_as('app', format($$INSERT INTO public.tabs VALUES (1, 'quin', 10, now());
+	CREATE TRIGGER again AFTER UPDATE OR DELETE ON public.tabs
+		FOR EACH ROW EXECUTE FUNCTION loyalty.purchase_change(%L);
+	UPDATE public.tabs SET total = 50$$, :tabs_id)), 'ok', 'app doubles the row trigger on its tracked table and raises an order');
+SELECT is(loyalty.balance('quin'), 50::bigint, 'the order earns its new amount once');
+SELECT is(pg_temp.state_as('app', $$DELETE FROM public.tabs$$), 'ok', 'app deletes it');
+SELECT is(loyalty.balance('quin'), 0::bigint, 'its points are taken back once');
+SELECT is((SELECT string_agg(kind || ' ' || points, ', ' ORDER BY l.id) FROM loyalty.ledger l
+			JOIN loyalty.members m ON m.id = l.member_id WHERE m.member_key = 'quin'),
+	'earn 10, adjust 40, reverse -50', 'one entry per change');
+SELECT * FROM pg_temp.held('trigger functions on an attacker''s table');
 
 SELECT * FROM finish();
 ROLLBACK;

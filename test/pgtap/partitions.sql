@@ -1,7 +1,9 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(31);
+SELECT plan(40);
+
+\ir lib/as_role.psql
 
 -- A partitioned purchases table, by month, one partition itself partitioned
 -- by channel: inserts through the root, straight into a partition and into
@@ -111,6 +113,49 @@ SELECT lives_ok($$INSERT INTO orders_jan (id, customer, total, at) VALUES (9, 'd
 SELECT ok(loyalty.track_purchases('orders', 'customer', 'total', 'at', reference_columns => '{id}',
 								  status_column => 'status') > 0,
 	'tracked again');
+
+-- a table owned by a role below superuser, with no loyalty role: its owner
+-- creates, attaches and detaches partitions itself (PostgreSQL clones the
+-- row trigger to a new partition, and checks that role's EXECUTE on
+-- loyalty.purchase_change)
+CREATE ROLE part_owner;
+GRANT CREATE ON SCHEMA public TO part_owner;
+CREATE TABLE public.bookings (id bigint, customer text NOT NULL, total numeric NOT NULL, at timestamptz NOT NULL,
+							  PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE public.bookings_jan PARTITION OF public.bookings FOR VALUES FROM ('2030-01-01') TO ('2030-02-01');
+ALTER TABLE public.bookings OWNER TO part_owner;
+ALTER TABLE public.bookings_jan OWNER TO part_owner;
+SELECT ok(loyalty.track_purchases('public.bookings', 'customer', 'total', 'at', reference_columns => '{id}') > 0,
+	'a partitioned table of a role below superuser is tracked');
+SELECT is(pg_temp.as_role('part_owner', $$
+	CREATE TABLE public.bookings_feb PARTITION OF public.bookings FOR VALUES FROM ('2030-02-01') TO ('2030-03-01');
+	CREATE TABLE public.bookings_mar PARTITION OF public.bookings FOR VALUES FROM ('2030-03-01') TO ('2030-04-01')
+		PARTITION BY RANGE (id);
+	CREATE TABLE public.bookings_mar_1 PARTITION OF public.bookings_mar FOR VALUES FROM (0) TO (1000);
+	CREATE TABLE public.bookings_apr (LIKE public.bookings);
+	ALTER TABLE public.bookings ATTACH PARTITION public.bookings_apr FOR VALUES FROM ('2030-04-01') TO ('2030-05-01')$$),
+	'ok', 'its owner creates a partition, a partitioned one with a leaf, and attaches one');
+SELECT is((SELECT array_agg(tgrelid::regclass::text || ' ' || tgname ORDER BY tgrelid::regclass::text, tgname) FROM pg_trigger
+			WHERE tgrelid IN ('bookings_feb'::regclass, 'bookings_mar_1'::regclass, 'bookings_apr'::regclass)),
+	'{"bookings_apr loyalty_purchase_change","bookings_apr loyalty_purchase_insert","bookings_feb loyalty_purchase_change","bookings_feb loyalty_purchase_insert","bookings_mar_1 loyalty_purchase_change","bookings_mar_1 loyalty_purchase_insert"}'::text[],
+	'each new leaf has the row trigger and the insert trigger');
+SELECT is(pg_temp.as_role('part_owner', $$
+	INSERT INTO public.bookings VALUES (1, 'fay', 10, '2030-02-02');
+	INSERT INTO public.bookings_feb VALUES (2, 'fay', 20, '2030-02-03');
+	INSERT INTO public.bookings_mar_1 VALUES (3, 'fay', 40, '2030-03-03');
+	INSERT INTO public.bookings_apr VALUES (4, 'fay', 80, '2030-04-04')$$),
+	'ok', 'its owner inserts orders into them, through the table and straight');
+SELECT is(loyalty.balance('fay', '2030-06-01'), 150::bigint, 'the orders in the new partitions earn');
+SELECT is(pg_temp.as_role('part_owner', $$
+	UPDATE public.bookings SET total = 30 WHERE id = 3;
+	UPDATE public.bookings SET at = '2030-04-10' WHERE id = 2;
+	DELETE FROM public.bookings_apr WHERE id = 4$$),
+	'ok', 'its owner corrects, moves and deletes orders in them');
+SELECT is(loyalty.balance('fay', '2030-06-01'), 60::bigint, 'and the points follow (150 - 10 - 80)');
+SELECT is(pg_temp.as_role('part_owner', $$ALTER TABLE public.bookings DETACH PARTITION public.bookings_apr;
+	INSERT INTO public.bookings_apr VALUES (5, 'fay', 100, '2030-04-05')$$),
+	'ok', 'its owner detaches a partition and writes to it');
+SELECT is(loyalty.balance('fay', '2030-06-01'), 60::bigint, 'which earns no more');
 
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds every balance in line with the ledger');
 
