@@ -60,7 +60,7 @@ SELECT is_empty($$SELECT 1 FROM loyalty.ledger WHERE kind = 'expire'$$, 'no poin
 CREATE TEMP TABLE net AS
 SELECT p.code AS program_code, m.member_key, sum(l.points) AS points
   FROM loyalty.members m JOIN loyalty.programs p ON p.id = m.program_id
-  JOIN loyalty.ledger l ON l.member_id = m.id
+  JOIN loyalty.ledger l ON l.program_id = m.program_id AND l.member_key = m.member_key
  GROUP BY 1, 2;
 -- ... and from each member's lots replayed by the API three months on, when
 -- every pending lot is released (and has paid what it pays of the debt)
