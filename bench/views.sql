@@ -60,8 +60,10 @@ INSERT INTO loyalty.members (program_id, member_key, balance, enrolled_at, last_
 							 first_purchase_at, tier, activity, tier_since, tier_valid_until,
 							 tier_review_at)
 SELECT 1, 'm' || i, b.lots, bench.at(i, 1, :members) - interval '1 day',
-	   CASE WHEN i % 2 = 0 THEN :'t_now'::timestamptz - interval '3 days'
-			ELSE bench.at(i, 13, :members) END,
+	   -- the goodwill 3 days ago comes after the last purchase, except for
+	   -- the members whose slots fall in the last 3 days of the 56
+	   greatest(bench.at(i, 13, :members),
+				CASE WHEN i % 2 = 0 THEN :'t_now'::timestamptz - interval '3 days' END),
 	   bench.at(i, 1, :members), t.tier, b.activity, :'t_now'::timestamptz - interval '30 days',
 	   CASE WHEN t.tier <> 'Bronze' THEN :'t_now'::timestamptz + interval '11 months' END,
 	   CASE WHEN t.tier <> 'Bronze' THEN :'t_now'::timestamptz + interval '11 months' END
