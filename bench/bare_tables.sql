@@ -2,26 +2,40 @@
 -- plain SQL into copies of loyalty's tables, without any of loyalty's logic
 -- (rules, caps, tiers, activity, replay checks).  Two models side by side:
 --
--- * bare: today's model (members_bare, ledger_bare: copies of loyalty's
---   tables with the same indexes): the member looked up by its key and
---   locked, one ledger entry with its lots, the member's lots (one value in
---   its row) rewritten with the new lot.
--- * keyed: the member-keyed model proposed for 0.2: every table keyed by
---   (program, member key); the ledger ordered per member by a sequence
---   number taken under the member's lock; the member's lots as rows of
---   their own (lots_keyed), so that a purchase inserts or raises one lot row
---   instead of rewriting all of them; the member row keeps the totals.
+-- * bare: the model of the extension as built (members_bare, ledger_bare:
+--   copies of loyalty's tables with the same indexes, so they follow it):
+--   the member looked up by its key and locked, its next seq read from the
+--   ledger's primary key (its greatest + 1, as loyalty._next_seq does), one
+--   ledger entry with its lots, the member's lots (one value in its row)
+--   rewritten with the new lot.
+-- * keyed: the whole member-keyed model designed for 0.2: every table keyed
+--   by (program, member key); the ledger numbered per member from a counter
+--   on the member row (last_seq), taken under the member's lock; the
+--   member's lots as rows of their own (lots_keyed), so that a purchase
+--   inserts or raises one lot row instead of rewriting all of them; the
+--   member row keeps the totals.
 --
 -- Needs purchases_plain.  The caller copies the members in.
 CREATE TABLE purchases_bare (LIKE purchases_plain INCLUDING ALL);
 CREATE SEQUENCE purchases_bare_id_seq OWNED BY purchases_bare.id;
 ALTER TABLE purchases_bare ALTER id SET DEFAULT nextval('purchases_bare_id_seq');
 CREATE TABLE ledger_bare (LIKE loyalty.ledger INCLUDING ALL);
-CREATE SEQUENCE ledger_bare_id_seq OWNED BY ledger_bare.id;
-ALTER TABLE ledger_bare ALTER id SET DEFAULT nextval('ledger_bare_id_seq');
 CREATE TABLE members_bare (LIKE loyalty.members INCLUDING ALL) WITH (fillfactor = 60);
-CREATE SEQUENCE members_bare_id_seq OWNED BY members_bare.id;
-ALTER TABLE members_bare ALTER id SET DEFAULT nextval('members_bare_id_seq');
+-- The member's next seq (its greatest + 1), read after the statement locked
+-- the member: a volatile function's query takes a snapshot of its own, while
+-- the statement's may miss an entry committed during the wait for the lock
+-- (a subquery in the statement writes duplicate seqs under two clients on
+-- one key).  PL/pgSQL keeps the query's plan for the session, like the
+-- trigger's SPI statements; a SQL function with a SET clause (so as not to
+-- be inlined), as loyalty._next_seq is, plans it on every call, which about
+-- halved the bare single-row throughput.
+CREATE FUNCTION ledger_bare_next_seq(program_id integer, member_key text) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN (SELECT coalesce(max(l.seq), 0) + 1 FROM ledger_bare l
+             WHERE l.program_id = ledger_bare_next_seq.program_id
+               AND l.member_key = ledger_bare_next_seq.member_key);
+END $$;
 
 CREATE TABLE purchases_keyed (LIKE purchases_plain INCLUDING ALL);
 CREATE SEQUENCE purchases_keyed_id_seq OWNED BY purchases_keyed.id;

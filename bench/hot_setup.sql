@@ -19,7 +19,7 @@ ALTER TABLE purchases_hot ALTER id SET DEFAULT nextval('purchases_hot_id_seq');
 SELECT loyalty.track_purchases('purchases_hot', 'customer', 'amount', 'created_at');
 SELECT loyalty.enroll('house');
 \ir bare_tables.sql
-INSERT INTO members_bare (id, program_id, member_key, enrolled_at)
-SELECT id, program_id, member_key, enrolled_at FROM loyalty.members;
+INSERT INTO members_bare (program_id, member_key, enrolled_at)
+SELECT program_id, member_key, enrolled_at FROM loyalty.members;
 INSERT INTO members_keyed (program_id, member_key, enrolled_at)
 SELECT program_id, member_key, enrolled_at FROM loyalty.members;

@@ -1,7 +1,7 @@
--- The bare writes of one tracked purchase in the member-keyed model
--- (bare_tables.sql), in one statement: the purchase, the member locked by
--- its key, one ledger entry numbered after the member's last, its lot row
--- inserted or raised, the member's totals.
+-- The bare writes of one tracked purchase in the whole member-keyed model
+-- of 0.2 (bare_tables.sql), in one statement: the purchase, the member
+-- locked by its key, one ledger entry numbered after the member's last, its
+-- lot row inserted or raised, the member's totals.
 \set c random(1, 10000)
 WITH p AS (INSERT INTO purchases_keyed (customer, amount, channel) VALUES ('c' || :c, 42.50, 'web')
            RETURNING id, created_at),

@@ -15,8 +15,7 @@ SELECT loyalty.track_purchases('purchases', 'customer', 'amount', 'created_at',
 -- members exist already, as in a running program
 SELECT count(*) FROM (SELECT loyalty.enroll('c' || i) FROM generate_series(1, 10000) i) s;
 \ir bare_tables.sql
-INSERT INTO members_bare (id, program_id, member_key, enrolled_at)
-SELECT id, program_id, member_key, enrolled_at FROM loyalty.members;
-SELECT setval('members_bare_id_seq', (SELECT max(id) FROM members_bare));
+INSERT INTO members_bare (program_id, member_key, enrolled_at)
+SELECT program_id, member_key, enrolled_at FROM loyalty.members;
 INSERT INTO members_keyed (program_id, member_key, enrolled_at)
 SELECT program_id, member_key, enrolled_at FROM loyalty.members;

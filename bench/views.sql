@@ -56,12 +56,14 @@ CREATE TABLE customers (key text PRIMARY KEY);
 INSERT INTO customers SELECT 'm' || i FROM generate_series(1, :members) i
 UNION ALL SELECT 'c' || i FROM generate_series(1, :members / 2) i;
 
-INSERT INTO loyalty.members (id, program_id, member_key, balance, enrolled_at, last_activity_at,
+INSERT INTO loyalty.members (program_id, member_key, balance, enrolled_at, last_activity_at,
 							 first_purchase_at, tier, activity, tier_since, tier_valid_until,
 							 tier_review_at)
-SELECT i, 1, 'm' || i, b.lots, bench.at(i, 1, :members) - interval '1 day',
-	   CASE WHEN i % 2 = 0 THEN :'t_now'::timestamptz - interval '3 days'
-			ELSE bench.at(i, 13, :members) END,
+SELECT 1, 'm' || i, b.lots, bench.at(i, 1, :members) - interval '1 day',
+	   -- the goodwill 3 days ago comes after the last purchase, except for
+	   -- the members whose slots fall in the last 3 days of the 56
+	   greatest(bench.at(i, 13, :members),
+				CASE WHEN i % 2 = 0 THEN :'t_now'::timestamptz - interval '3 days' END),
 	   bench.at(i, 1, :members), t.tier, b.activity, :'t_now'::timestamptz - interval '30 days',
 	   CASE WHEN t.tier <> 'Bronze' THEN :'t_now'::timestamptz + interval '11 months' END,
 	   CASE WHEN t.tier <> 'Bronze' THEN :'t_now'::timestamptz + interval '11 months' END
@@ -78,33 +80,38 @@ SELECT i, 1, 'm' || i, b.lots, bench.at(i, 1, :members) - interval '1 day',
  CROSS JOIN LATERAL (
 	SELECT CASE WHEN s.spend >= 600 THEN 'Gold' WHEN s.spend >= 300 THEN 'Silver' ELSE 'Bronze' END
 	  FROM loyalty.activity_sum(b.activity, :'window_from', 'infinity') s) AS t(tier);
-SELECT setval('loyalty.members_id_seq', :members);
 
 -- the orders table is tracked (after the load: its rows are in the ledger below)
 SELECT loyalty.track_purchases('orders', 'customer', 'amount', 'ordered_at') AS track \gset
 SELECT loyalty.set_kpi_customers('customers', 'key') \g /dev/null
 
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at,
-							recorded_at, track_id)
-SELECT 1, i, 'earn', bench.p(i, k),
+-- Each member's entries are numbered in the order they are written here: the
+-- purchase of slot k is entry k, the redemption 14, the expiry of slot k
+-- 13 + k (the slots that have expired are the first ones, from 2 on), the
+-- goodwill the member's greatest seq + 1.
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reference,
+							effective_at, recorded_at, track_id)
+SELECT 1, 'm' || i, k, 'earn', bench.p(i, k),
 	   loyalty.lots_add('{}', bench.p(i, k), bench.at(i, k, :members) + interval '12 months'),
 	   ((k - 1) * :members + i)::text, bench.at(i, k, :members), bench.at(i, k, :members), :track
   FROM generate_series(1, 13) k
  CROSS JOIN LATERAL generate_series(1::bigint, :members + 0 * k) i;
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reference, effective_at)
-SELECT 1, i, 'redeem', -bench.p(i, 1),
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reference, effective_at)
+SELECT 1, 'm' || i, 14, 'redeem', -bench.p(i, 1),
 	   loyalty.lots_add('{}', bench.p(i, 1), bench.at(i, 1, :members) + interval '12 months'),
 	   'r' || i, bench.at(i, 2, :members) + interval '1 hour'
   FROM generate_series(1::bigint, :members) i;
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, effective_at)
-SELECT 1, i, 'expire', -bench.p(i, k),
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, effective_at)
+SELECT 1, 'm' || i, 13 + k, 'expire', -bench.p(i, k),
 	   loyalty.lots_add('{}', bench.p(i, k), bench.at(i, k, :members) + interval '12 months'),
 	   bench.at(i, k, :members) + interval '12 months'
   FROM generate_series(2, 13) k
  CROSS JOIN LATERAL generate_series(1::bigint, :members + 0 * k) i
  WHERE bench.at(i, k, :members) + interval '12 months' <= :'t_now';
-INSERT INTO loyalty.ledger (program_id, member_id, kind, points, lots, reason, effective_at)
-SELECT 1, i, 'adjust', 10,
+INSERT INTO loyalty.ledger (program_id, member_key, seq, kind, points, lots, reason, effective_at)
+SELECT 1, 'm' || i,
+	   (SELECT max(l.seq) + 1 FROM loyalty.ledger l WHERE l.program_id = 1 AND l.member_key = 'm' || i),
+	   'adjust', 10,
 	   loyalty.lots_add('{}', 10, :'t_now'::timestamptz + interval '12 months' - interval '3 days'),
 	   'goodwill', :'t_now'::timestamptz - interval '3 days'
   FROM generate_series(2::bigint, :members, 2) i;
@@ -139,7 +146,8 @@ CALL bench.time('member_summary', $$SELECT * FROM loyalty.member_summary WHERE p
 CALL bench.time('member_summary', $$SELECT * FROM loyalty.member_summary ORDER BY available DESC LIMIT 100$$);
 CALL bench.time('member_summary', $$SELECT count(*), sum(available), sum(pending), sum(expiring_30d) FROM loyalty.member_summary$$);
 CALL bench.time('ledger_entries', $$SELECT * FROM loyalty.ledger_entries WHERE program_code = 'bench' AND member_key = 'm424242'$$);
-CALL bench.time('ledger_entries', $$SELECT * FROM loyalty.ledger_entries ORDER BY id DESC LIMIT 100$$);
+-- the newest entries: across members only recorded_at orders the ledger
+CALL bench.time('ledger_entries', $$SELECT * FROM loyalty.ledger_entries ORDER BY recorded_at DESC LIMIT 100$$);
 CALL bench.time('ledger_entries', $$SELECT * FROM loyalty.ledger_entries WHERE effective_at >= date_trunc('day', now()) - interval '3 days' AND effective_at < date_trunc('day', now()) - interval '2 days'$$);
 CALL bench.time('ledger_entries', $$SELECT kind, count(*), sum(points) FROM loyalty.ledger_entries WHERE effective_at >= date_trunc('month', now()) - interval '1 month' AND effective_at < date_trunc('month', now()) GROUP BY kind$$);
 CALL bench.time('tier_distribution', 'SELECT * FROM loyalty.tier_distribution');
