@@ -68,6 +68,7 @@ typedef struct MaintShared
 	int64		releases;
 	int64		expiries;
 	int64		expired_points;
+	XLogRecPtr	last_commit_end;	/* the latest end of a worker's commit record */
 	bool		failed;
 	int			sqlerrcode;
 	char		message[512];
@@ -177,6 +178,11 @@ settle_batches(MaintShared *shared, int64 *totals)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		/* what the caller flushes at the end: this commit's record, written */
+		SpinLockAcquire(&shared->mutex);
+		if (XactLastCommitEnd > shared->last_commit_end)
+			shared->last_commit_end = XactLastCommitEnd;
+		SpinLockRelease(&shared->mutex);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 }
@@ -455,11 +461,15 @@ loyalty_maintain_parallel(PG_FUNCTION_ARGS)
 				 errhint("See the server log. Members left due are settled by the next run.")));
 
 	/*
-	 * The workers committed with synchronous_commit off: flush their WAL now,
-	 * so that what this call reports is durable when it returns, whether or
-	 * not the caller's own transaction writes anything.
+	 * The workers committed with synchronous_commit off: flush their WAL up
+	 * to their last commit record now, so that what this call reports is
+	 * durable when it returns, whether or not the caller's own transaction
+	 * writes anything.  (Not up to GetXLogInsertRecPtr(): on a page boundary
+	 * it points past the next page's header, which is not written yet, and
+	 * XLogFlush refuses a request past the end of generated WAL.)
 	 */
-	XLogFlush(GetXLogInsertRecPtr());
+	if (shared->last_commit_end != InvalidXLogRecPtr)
+		XLogFlush(shared->last_commit_end);
 
 	result[0] = Int64GetDatum(shared->members);
 	result[1] = Int64GetDatum(shared->releases);
