@@ -201,7 +201,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	if (npurchases == 0)
 		goto done;
 
-	/* 2. one member state per customer, locked in id order */
+	/* 2. one member state per customer, locked in key order */
 	qsort(purchases, npurchases, sizeof(Purchase), loyalty_purchase_cmp);
 	for (int i = 0; i < npurchases; i++)
 	{

@@ -1,6 +1,6 @@
 /*
  * The members of a purchase statement: customers grouped and ordered by a
- * hash of their key, locked in id order (and enrolled when the program
+ * hash of their key, locked in key order (and enrolled when the program
  * does), and whether their lots can take the statement's awards as they
  * are or must be rebuilt from the ledger after them.
  */
@@ -134,7 +134,7 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 }
 
 /*
- * Lock the members in id order; with enroll, enroll the missing ones (then
+ * Lock the members in key order; with enroll, enroll the missing ones (then
  * lock those too).  Members sorted by key.
  */
 void

@@ -307,9 +307,73 @@ CREATE INDEX events_member ON loyalty.events (program_id, member_key, action, oc
 CREATE UNIQUE INDEX events_referred ON loyalty.events (program_id, action, referred_key)
 	WHERE referred_key IS NOT NULL;
 
--- the old tables go, with the functions that take or return their rows
--- (created again at the end of this script)
+-- The old tables go, with the functions that take or return their rows
+-- (created again at the end of this script).  Nothing of the DBA's may go
+-- with them: a view, function or constraint of one's own on these tables
+-- stops the update here, naming it.
+DO $$
+DECLARE
+	theirs text;
+BEGIN
+	-- (a view depends through its rule: name the view)
+	SELECT string_agg(DISTINCT CASE WHEN d.classid = 'pg_rewrite'::regclass
+									THEN pg_catalog.pg_describe_object('pg_class'::regclass,
+										 (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid), 0)
+									ELSE pg_catalog.pg_describe_object(d.classid, d.objid, 0) END, ', ')
+	  INTO theirs
+	  FROM pg_catalog.pg_depend d
+	 WHERE d.deptype = 'n'
+	   AND d.refobjid IN (SELECT c.oid FROM pg_catalog.pg_class c
+						   WHERE c.relnamespace = 'loyalty'::regnamespace
+							 AND c.relname IN ('_members_01', '_ledger_01', '_tier_history_01',
+											   '_reward_redemptions_01', '_causes_01', '_events_01')
+						  UNION ALL
+						  SELECT c.reltype FROM pg_catalog.pg_class c
+						   WHERE c.relnamespace = 'loyalty'::regnamespace
+							 AND c.relname IN ('_members_01', '_ledger_01', '_tier_history_01',
+											   '_reward_redemptions_01', '_causes_01', '_events_01'))
+	   -- the extension's own objects (a view's rule: the view's)
+	   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+					    WHERE e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass
+						  AND ((e.classid = d.classid AND e.objid = d.objid)
+							   OR (d.classid = 'pg_rewrite'::regclass AND e.classid = 'pg_class'::regclass
+								   AND e.objid = (SELECT r.ev_class FROM pg_catalog.pg_rewrite r
+												   WHERE r.oid = d.objid))))
+	   -- and the old tables' own parts: themselves, their sequences, column
+	   -- defaults, constraints and triggers
+	   AND NOT coalesce((SELECT c.relnamespace = 'loyalty'::regnamespace AND c.relname LIKE '\_%\_01%'
+						   FROM pg_catalog.pg_class c
+						  WHERE c.oid = CASE d.classid
+										WHEN 'pg_class'::regclass THEN d.objid
+										WHEN 'pg_attrdef'::regclass
+										THEN (SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE a.oid = d.objid)
+										WHEN 'pg_constraint'::regclass
+										THEN (SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.oid = d.objid)
+										WHEN 'pg_trigger'::regclass
+										THEN (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = d.objid)
+										END), false);
+	IF theirs IS NOT NULL THEN
+		RAISE EXCEPTION 'loyalty 0.2 upgrade: objects of your own use loyalty''s members, ledger or history tables: %', theirs
+			USING ERRCODE = '2BP01',
+				  DETAIL = 'The upgrade rebuilds those tables keyed by member; dropping them would drop your objects too.',
+				  HINT = 'Drop them, run ALTER EXTENSION loyalty UPDATE, and create them again on the new tables (docs/installation.md). Nothing was changed.';
+	END IF;
+END
+$$;
 DROP TABLE loyalty._ledger_map_01;
+-- out of the extension first: that takes them out of pg_extension.extconfig
+-- too (a dropped member stays there)
+ALTER EXTENSION loyalty DROP TABLE loyalty._events_01;
+ALTER EXTENSION loyalty DROP TABLE loyalty._causes_01;
+ALTER EXTENSION loyalty DROP TABLE loyalty._reward_redemptions_01;
+ALTER EXTENSION loyalty DROP TABLE loyalty._ledger_01;
+ALTER EXTENSION loyalty DROP TABLE loyalty._tier_history_01;
+ALTER EXTENSION loyalty DROP TABLE loyalty._members_01;
+ALTER EXTENSION loyalty DROP SEQUENCE loyalty.events_id_seq;
+ALTER EXTENSION loyalty DROP SEQUENCE loyalty.reward_redemptions_id_seq;
+ALTER EXTENSION loyalty DROP SEQUENCE loyalty.ledger_id_seq;
+ALTER EXTENSION loyalty DROP SEQUENCE loyalty._tier_history_id_seq_01;
+ALTER EXTENSION loyalty DROP SEQUENCE loyalty.members_id_seq;
 DROP TABLE loyalty._events_01, loyalty._causes_01, loyalty._reward_redemptions_01,
 	loyalty._ledger_01, loyalty._tier_history_01, loyalty._members_01 CASCADE;
 
