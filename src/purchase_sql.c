@@ -38,15 +38,15 @@ typedef struct PurchaseStatement
 /*
  * The ledger rows of a statement, passed as parallel arrays ($3 .. $10) and
  * unnested in the select list (ProjectSet): unnest() in FROM would be a
- * function scan, which first copies every row into a tuplestore.  A row's
- * seq is its member's greatest seq before the statement (the members are
- * locked) + its place among the member's rows of the statement ($10).
+ * function scan, which first copies every row into a tuplestore.  $10 is
+ * each row's seq (INSERT_ROWS: read from STMT_LAST_SEQS after the members
+ * were locked and settled), or its place among the member's rows of the
+ * statement, added to the member's greatest seq read in the same statement
+ * (STMT_WRITE_MEMBER).
  */
 #define UNNEST_ROWS "SELECT unnest($3) AS k, unnest($10) AS o, unnest($4) AS kind, unnest($5) AS p," \
 	" unnest($6) AS lots, unnest($7) AS r, unnest($8) AS reason, unnest($9) AS e"
-#define SELECT_ROWS "SELECT $1, $2, u.k, (SELECT coalesce(max(l.seq), 0) FROM loyalty.ledger l" \
-	" WHERE l.program_id = $1 AND l.member_key = u.k) + u.o," \
-	" u.kind, u.p, u.lots, u.r, u.reason, u.e FROM (" UNNEST_ROWS ") u"
+#define ROWS_FROM " u.kind, u.p, u.lots, u.r, u.reason, u.e FROM (" UNNEST_ROWS ") u"
 
 /*
  * Award rows (kind earn or pending, with a track_id) conflict only on
@@ -55,8 +55,9 @@ typedef struct PurchaseStatement
 #define AWARD_CONFLICT "ON CONFLICT (member_key, track_id, reference)" \
 	" WHERE track_id IS NOT NULL AND kind IN ('earn', 'pending') DO NOTHING"
 
-#define INSERT_ROWS "INSERT INTO loyalty.ledger (program_id, track_id, member_key, seq, kind," \
-	" points, lots, reference, reason, effective_at) " SELECT_ROWS
+#define INSERT_COLUMNS "INSERT INTO loyalty.ledger (program_id, track_id, member_key, seq, kind," \
+	" points, lots, reference, reason, effective_at) "
+#define INSERT_ROWS INSERT_COLUMNS "SELECT $1, $2, u.k, u.o," ROWS_FROM
 
 #define INSERT_ROWS_ARGS {INT4OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, \
 	ARG_LOTS_ARRAY, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID}
@@ -90,6 +91,13 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		"INSERT INTO loyalty.members (program_id, member_key)"
 		" SELECT $1, unnest($2)"
 		" ON CONFLICT (program_id, member_key) DO NOTHING",
+		2, {INT4OID, TEXTARRAYOID}
+	},
+	/* per member its greatest seq (the primary key), once it is locked */
+	[STMT_LAST_SEQS] = {
+		"SELECT (SELECT coalesce(max(l.seq), 0) FROM loyalty.ledger l"
+		" WHERE l.program_id = $1 AND l.member_key = u.k)"
+		" FROM unnest($2) WITH ORDINALITY AS u(k, n) ORDER BY u.n",
 		2, {INT4OID, TEXTARRAYOID}
 	},
 	/* per member the newest entry of the ledger_member_time index */
@@ -130,9 +138,12 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		10, INSERT_ROWS_ARGS
 	},
 	[STMT_WRITE_MEMBER] = {
-		"WITH prior AS (SELECT max(effective_at) AS at FROM loyalty.ledger"
-		" WHERE program_id = $1 AND member_key = $14),"
-		" ins AS (" INSERT_ROWS " " AWARD_CONFLICT " RETURNING reference),"
+		"WITH prior AS (SELECT (SELECT max(effective_at) FROM loyalty.ledger"
+		" WHERE program_id = $1 AND member_key = $14) AS at,"
+		" (SELECT coalesce(max(seq), 0) FROM loyalty.ledger"
+		" WHERE program_id = $1 AND member_key = $14) AS seq),"
+		" ins AS (" INSERT_COLUMNS "SELECT $1, $2, u.k, (SELECT seq FROM prior) + u.o,"
+		ROWS_FROM " " AWARD_CONFLICT " RETURNING reference),"
 		" upd AS (UPDATE loyalty.members SET balance = $11,"
 		" first_purchase_at = $12, last_activity_at = $13, activity = $16,"
 		" settled_at = $17"

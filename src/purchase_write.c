@@ -14,6 +14,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "loyalty_util.h"
 #include "purchase.h"
 
 void
@@ -76,21 +77,63 @@ row_key_cmp(const void *a, const void *b)
 
 /*
  * The arguments of an insert of rows [from, from + n): $1 .. $10.  $10 is
- * each row's place among its member's rows of the insert (1, 2, ...): a
- * row's seq is the member's greatest seq before the statement + its place.
+ * each row's place among its member's rows of the insert (1, 2, ...), and
+ * with seqs, its seq: the member's greatest seq, read once per member of
+ * the insert after the members were locked and settled, + its place.  (The
+ * greatest seq read by every row of the insert cost a sixth of a bulk load.)
  */
 static void
-insert_args(TrackCols *tc, PendingRows *rows, int from, int n, Datum *args)
+insert_args(TrackCols *tc, PendingRows *rows, int from, int n, Datum *args, bool seqs)
 {
 	int			nmembers = 0;
 	int		   *count;
+	int64	   *base = NULL;
 	Datum	   *place = palloc(sizeof(Datum) * Max(n, 1));
 
 	for (int i = from; i < from + n; i++)
 		nmembers = Max(nmembers, rows->member[i] + 1);
 	count = palloc0(sizeof(int) * Max(nmembers, 1));
+	if (seqs)
+	{
+		/* the members of these rows, once each, in the order first seen */
+		int		   *slot = palloc(sizeof(int) * Max(nmembers, 1));
+		Datum	   *keys = palloc(sizeof(Datum) * Max(n, 1));
+		int			nkeys = 0;
+		Datum		qargs[2];
+
+		for (int m = 0; m < nmembers; m++)
+			slot[m] = -1;
+		for (int i = from; i < from + n; i++)
+			if (slot[rows->member[i]] < 0)
+			{
+				slot[rows->member[i]] = nkeys;
+				keys[nkeys++] = rows->member_key[i];
+			}
+		qargs[0] = Int32GetDatum(tc->program_id);
+		qargs[1] = PointerGetDatum(loyalty_array_of(keys, NULL, nkeys, TEXTOID));
+		/* not read_only: a fresh snapshot, after the locks and the settling */
+		if (loyalty_purchase_exec(STMT_LAST_SEQS, NULL, qargs, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != (uint64) nkeys)
+			elog(ERROR, "could not read the members' last ledger entries");
+		base = palloc0(sizeof(int64) * Max(nmembers, 1));
+		for (int m = 0; m < nmembers; m++)
+		{
+			bool		isnull;
+
+			if (slot[m] >= 0)
+				base[m] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[slot[m]],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		}
+	}
 	for (int i = 0; i < n; i++)
-		place[i] = Int64GetDatum((int64) ++count[rows->member[from + i]]);
+	{
+		int			m = rows->member[from + i];
+		int64		seq = ++count[m];
+
+		if (base)
+			seq = loyalty_add_points(base[m], seq);
+		place[i] = Int64GetDatum(seq);
+	}
 	args[0] = Int32GetDatum(tc->program_id);
 	args[1] = Int32GetDatum(tc->track_id);
 	args[2] = PointerGetDatum(loyalty_array_of(rows->member_key + from, NULL, n, TEXTOID));
@@ -119,7 +162,7 @@ loyalty_rows_insert(TrackCols *tc, PendingRows *rows, int from, int n)
 	ResourceOwner owner = CurrentResourceOwner;
 	bool		duplicate = false;
 
-	insert_args(tc, rows, from, n, args);
+	insert_args(tc, rows, from, n, args, true);
 	/* small batches: a subtransaction costs more than ON CONFLICT's checks */
 	if (n < 1000)
 		goto with_on_conflict;
@@ -268,7 +311,7 @@ loyalty_write_one_member(TrackCols *tc, ProgramConf *prog, MemberState *m, Pendi
 	for (int i = 0; i < rows->n; i++)
 		lotsbuf_merge_lots(&m->lots, DatumGetLotsP(rows->lots[i]));
 	memset(nulls, ' ', sizeof(nulls));
-	insert_args(tc, rows, 0, rows->n, args);
+	insert_args(tc, rows, 0, rows->n, args, false);
 	args[10] = PointerGetDatum(lotsbuf_to_lots(&m->lots));
 	times_args(m, args, nulls, 11);
 	args[13] = CStringGetTextDatum(m->key);
