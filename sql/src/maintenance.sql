@@ -146,10 +146,10 @@ DECLARE
 	b record;
 	last_program integer := 0;
 	last_key text := '';
-	n_members bigint := 0;
-	n_releases bigint := 0;
-	n_expiries bigint := 0;
-	n_points bigint := 0;
+	n_members bigint := 0::bigint;
+	n_releases bigint := 0::bigint;
+	n_expiries bigint := 0::bigint;
+	n_points bigint := 0::bigint;
 BEGIN
 	IF as_of IS NULL OR as_of > now() THEN
 		RAISE EXCEPTION 'maintenance cannot run ahead of time'

@@ -355,7 +355,7 @@ BEGIN
 		active_members := s.active;
 		activation_rate := round(s.active::numeric / nullif(s.members, 0), 4);
 		buying_members := s.buyers;
-		orders := s.orders;
+		orders := s.orders::bigint;
 		spend := s.spend;
 		purchase_frequency := round(s.orders::numeric / nullif(s.buyers, 0), 4);
 		average_basket := round(s.spend / nullif(s.orders, 0), 2);
