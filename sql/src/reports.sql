@@ -474,8 +474,12 @@ CREATE FUNCTION loyalty.refresh_reports() RETURNS void
 	SET search_path = pg_catalog, loyalty, pg_temp
 AS $$
 BEGIN
+	-- progress: view maintenance_progress
+	PERFORM loyalty._progress('reports', 0, 2, 'views');
 	REFRESH MATERIALIZED VIEW CONCURRENTLY loyalty.breakage_by_cohort;
+	PERFORM loyalty._progress('reports', 1, 2, 'views');
 	REFRESH MATERIALIZED VIEW CONCURRENTLY loyalty.retention;
+	PERFORM loyalty._progress(NULL, NULL, NULL, NULL);
 END
 $$;
 COMMENT ON FUNCTION loyalty.refresh_reports() IS
