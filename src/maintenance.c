@@ -18,6 +18,15 @@
  * commit on their own, so their work stays when the caller's transaction
  * rolls back, and they see only committed data.  An error in a worker stops
  * the others and is raised again in the caller with its SQLSTATE.
+ *
+ * Progress: the caller, its workers, and the serial steps of
+ * run_maintenance and refresh_reports (loyalty._progress) write what they
+ * are doing into their own pg_stat_activity query text, as autovacuum does,
+ * in one form that the view loyalty.maintenance_progress reads back:
+ * "loyalty maintenance: tiers, 300 of 1000 members", and for a worker
+ * "loyalty maintenance worker for pid 123: releases and expiries, 4 of 9
+ * ranges".  PostgreSQL 15's progress views take only its own commands, and
+ * shared memory of our own would need shared_preload_libraries.
  */
 #include "postgres.h"
 
@@ -35,6 +44,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
@@ -58,8 +68,10 @@ typedef struct MaintShared
 	TimestampTz as_of;
 	int32		batch_size;
 	int			lock_timeout;	/* ms, for the workers' table locks */
+	int			caller_pid;		/* for the workers' progress reports */
 	uint32		nbounds;		/* range i is (bound i - 1, bound i]; nbounds + 1 ranges */
 	pg_atomic_uint32 taken;		/* ranges handed out so far */
+	pg_atomic_uint32 ranges_done;	/* ranges settled and committed */
 	pg_atomic_uint32 stop;		/* set when a worker failed */
 
 	slock_t		mutex;			/* protects the rest */
@@ -93,6 +105,70 @@ typedef struct Bound
 static const char *const batch_query =
 "SELECT members, releases, expiries, expired_points "
 "FROM loyalty._maintain_lots($1, $2, $3, $4, $5, $6)";
+
+#define LOTS_PHASE "releases and expiries"
+
+/*
+ * Report progress in this backend's pg_stat_activity query text, in the
+ * form loyalty.maintenance_progress parses (see the top of this file); a
+ * worker (caller_pid set) names the session it works for.
+ */
+static void
+report_progress(int caller_pid, const char *phase, int64 done, int64 total, const char *unit)
+{
+	char		text[256];
+
+	if (caller_pid != 0)
+		snprintf(text, sizeof(text),
+				 "loyalty maintenance worker for pid %d: %s, " INT64_FORMAT " of " INT64_FORMAT " %s",
+				 caller_pid, phase, done, total, unit);
+	else
+		snprintf(text, sizeof(text),
+				 "loyalty maintenance: %s, " INT64_FORMAT " of " INT64_FORMAT " %s",
+				 phase, done, total, unit);
+	pgstat_report_activity(STATE_RUNNING, text);
+}
+
+/* lower-case words, as the view's pattern reads them */
+static bool
+progress_word(const char *s, bool spaces)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (spaces && *s == ' ')))
+			return false;
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(loyalty_progress);
+
+/*
+ * loyalty._progress(phase, done, total, unit): report a step of
+ * run_maintenance or refresh_reports; phase NULL: the step is over, show
+ * the statement that called it again.
+ */
+Datum
+loyalty_progress(PG_FUNCTION_ARGS)
+{
+	char	   *phase;
+	char	   *unit;
+
+	if (PG_ARGISNULL(0))
+	{
+		pgstat_report_activity(STATE_RUNNING, debug_query_string ? debug_query_string : "");
+		PG_RETURN_VOID();
+	}
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		elog(ERROR, "progress needs done, total and unit");
+	phase = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	unit = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (!progress_word(phase, true) || !progress_word(unit, false) ||
+		PG_GETARG_INT64(1) < 0 || PG_GETARG_INT64(2) < 0)
+		elog(ERROR, "progress report (\"%s\", \"%s\") is not in the form maintenance_progress reads", phase, unit);
+	report_progress(0, phase, PG_GETARG_INT64(1), PG_GETARG_INT64(2), unit);
+	PG_RETURN_VOID();
+}
 
 static void
 record_failure(MaintShared *shared, ErrorData *edata)
@@ -165,7 +241,8 @@ settle_batches(MaintShared *shared, int64 *totals)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, batch_query);
+		report_progress(shared->caller_pid, LOTS_PHASE, pg_atomic_read_u32(&shared->ranges_done),
+						(int64) shared->nbounds + 1, "ranges");
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		values[0] = TimestampTzGetDatum(shared->as_of);
@@ -183,7 +260,7 @@ settle_batches(MaintShared *shared, int64 *totals)
 		if (XactLastCommitEnd > shared->last_commit_end)
 			shared->last_commit_end = XactLastCommitEnd;
 		SpinLockRelease(&shared->mutex);
-		pgstat_report_activity(STATE_IDLE, NULL);
+		pg_atomic_fetch_add_u32(&shared->ranges_done, 1);
 	}
 }
 
@@ -277,6 +354,48 @@ stop_workers(int code, Datum arg)
 	pg_atomic_write_u32(&w->shared->stop, 1);
 	for (int i = 0; i < w->started; i++)
 		TerminateBackgroundWorker(w->handles[i]);
+}
+
+/*
+ * Wait until every worker has stopped, reporting the ranges they have
+ * settled as they go (the postmaster sets our latch when a worker stops;
+ * the count is read every 100 ms).
+ */
+static void
+wait_for_workers(StartedWorkers *w)
+{
+	int64		total = (int64) w->shared->nbounds + 1;
+	int64		reported = -1;
+
+	for (;;)
+	{
+		bool		running = false;
+		int64		done;
+
+		for (int i = 0; i < w->started; i++)
+		{
+			pid_t		pid;
+
+			if (GetBackgroundWorkerPid(w->handles[i], &pid) != BGWH_STOPPED)
+				running = true;
+		}
+		/* read after the workers' states: once none runs, this is final */
+		done = pg_atomic_read_u32(&w->shared->ranges_done);
+		if (done != reported)
+		{
+			report_progress(0, LOTS_PHASE, done, total, "ranges");
+			reported = done;
+		}
+		if (!running)
+			break;
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH, 100L,
+					  WAIT_EVENT_BGWORKER_SHUTDOWN) & WL_POSTMASTER_DEATH)
+			ereport(FATAL,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("postmaster exited during maintenance")));
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -403,11 +522,13 @@ loyalty_maintain_parallel(PG_FUNCTION_ARGS)
 	shared = dsm_segment_address(segment);
 	shared->database = MyDatabaseId;
 	shared->role = GetUserId();
+	shared->caller_pid = MyProcPid;
 	shared->as_of = as_of;
 	shared->batch_size = batch_size;
 	/* the caller's lock_timeout, or a minute when it has none */
 	shared->lock_timeout = LockTimeout > 0 ? LockTimeout : 60 * 1000;
 	pg_atomic_init_u32(&shared->taken, 0);
+	pg_atomic_init_u32(&shared->ranges_done, 0);
 	pg_atomic_init_u32(&shared->stop, 0);
 	SpinLockInit(&shared->mutex);
 
@@ -439,11 +560,7 @@ loyalty_maintain_parallel(PG_FUNCTION_ARGS)
 					 errmsg("could not start a background worker for maintenance"),
 					 errdetail("All max_worker_processes (%d) slots are in use.", max_worker_processes),
 					 errhint("Raise max_worker_processes, or pass workers => 0.")));
-		for (int i = 0; i < w->started; i++)
-			if (WaitForBackgroundWorkerShutdown(w->handles[i]) == BGWH_POSTMASTER_DIED)
-				ereport(FATAL,
-						(errcode(ERRCODE_ADMIN_SHUTDOWN),
-						 errmsg("postmaster exited during maintenance")));
+		wait_for_workers(w);
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(stop_workers, PointerGetDatum(w));
 

@@ -70,18 +70,21 @@ DECLARE
 BEGIN
 	-- the insert trigger on every partition; the moves trigger on the table
 	-- and every partitioned partition
-	FOR t IN SELECT x.relid, g.name, g.event
+	FOR t IN SELECT x.relid, g.name, g.on_insert
 			   FROM pg_partition_tree(tbl) x JOIN pg_class c ON c.oid = x.relid
-			  CROSS JOIN (VALUES ('loyalty_purchase_insert', 'INSERT'),
-								 ('loyalty_purchase_moves', 'UPDATE')) AS g(name, event)
-			  WHERE CASE g.event WHEN 'INSERT' THEN x.relid <> tbl AND c.relkind IN ('r', 'p')
+			  CROSS JOIN (VALUES ('loyalty_purchase_insert', true),
+								 ('loyalty_purchase_moves', false)) AS g(name, on_insert)
+			  WHERE CASE WHEN g.on_insert THEN x.relid <> tbl AND c.relkind IN ('r', 'p')
 								 ELSE c.relkind = 'p' END
 				AND NOT EXISTS (SELECT 1 FROM pg_trigger y WHERE y.tgrelid = x.relid AND y.tgname = g.name)
 			  ORDER BY x.level, x.relid::regclass::text, g.name LOOP
+		-- the event is a keyword written here, not text from a query: no
+		-- text reaches the statement unquoted
 		EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s'
 					   ' REFERENCING NEW TABLE AS loyalty_new_purchases'
 					   ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
-					   t.name, t.event, t.relid::regclass, track_id);
+					   t.name, CASE WHEN t.on_insert THEN 'INSERT' ELSE 'UPDATE' END,
+					   t.relid::regclass, track_id);
 	END LOOP;
 END
 $$;

@@ -37,6 +37,9 @@ GRANT SELECT, DELETE, INSERT (program_id, active_days, window_months),
 	UPDATE (active_days, window_months) ON loyalty.kpi_settings TO loyalty_admin;
 GRANT SELECT ON loyalty.members, loyalty.ledger, loyalty.tier_history, loyalty.tier_events,
 	loyalty.reward_redemptions, loyalty.causes, loyalty.events TO loyalty_admin;
+-- the progress of maintenance it runs (pg_stat_activity shows it the rest
+-- only with pg_read_all_stats)
+GRANT SELECT ON loyalty.maintenance_progress TO loyalty_admin;
 GRANT USAGE ON SEQUENCE loyalty.programs_id_seq,
 	loyalty.earning_rules_id_seq, loyalty.tiers_id_seq, loyalty.rewards_id_seq,
 	loyalty.event_rules_id_seq TO loyalty_admin;

@@ -82,6 +82,14 @@ AS $$
 	  FROM ins i
 $$;
 
+-- Progress of run_maintenance and refresh_reports, written into this
+-- session's pg_stat_activity query text (src/maintenance.c) and read back by
+-- the view maintenance_progress; phase NULL ends the report and shows the
+-- calling statement again.
+CREATE FUNCTION loyalty._progress(phase text, done bigint, total bigint, unit text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'loyalty_progress' LANGUAGE C VOLATILE;
+
 -- Members of inactivity programs whose deadline passed with points left
 -- and is not written, and members with an activity after their last
 -- settlement (deadlines between their activities are found by a replay).
@@ -94,9 +102,12 @@ DECLARE
 	p loyalty.programs;
 	m loyalty.members;
 	before bigint;
+	programs bigint := (SELECT count(*) FROM loyalty.programs WHERE expiry_policy = 'inactivity');
+	done bigint := 0::bigint;
 BEGIN
 	members := 0;
 	expired_points := 0;
+	PERFORM loyalty._progress('inactivity', done, programs, 'programs');
 	FOR p IN SELECT * FROM loyalty.programs WHERE expiry_policy = 'inactivity' LOOP
 		-- no index: a partial one would cost every purchase a non-HOT
 		-- update; inactivity programs pay a scan of their members per run
@@ -122,6 +133,8 @@ BEGIN
 				expired_points := expired_points + before - loyalty.lots_points(m.balance);
 			END IF;
 		END LOOP;
+		done := done + 1;
+		PERFORM loyalty._progress('inactivity', done, programs, 'programs');
 	END LOOP;
 END
 $$;
@@ -146,10 +159,11 @@ DECLARE
 	b record;
 	last_program integer := 0;
 	last_key text := '';
-	n_members bigint := 0;
-	n_releases bigint := 0;
-	n_expiries bigint := 0;
-	n_points bigint := 0;
+	due bigint;
+	n_members bigint := 0::bigint;
+	n_releases bigint := 0::bigint;
+	n_expiries bigint := 0::bigint;
+	n_points bigint := 0::bigint;
 BEGIN
 	IF as_of IS NULL OR as_of > now() THEN
 		RAISE EXCEPTION 'maintenance cannot run ahead of time'
@@ -165,24 +179,34 @@ BEGIN
 			USING ERRCODE = '22023',
 				  HINT = '0 settles lots in this transaction; 1 or more starts that many background workers.';
 	END IF;
+	-- each step reports its progress (view maintenance_progress)
 	IF workers > 0 THEN
+		-- (ranges settled, reported by the workers and this session)
 		b := loyalty._maintain_parallel(as_of, batch_size, workers);
 		n_members := b.members;
 		n_releases := b.releases;
 		n_expiries := b.expiries;
 		n_points := b.expired_points;
 	ELSE
-		LOOP
-			-- from (0, '') to (2147483647, ''): every program id lies between
-			b := loyalty._maintain_lots(as_of, batch_size, last_program, last_key, 2147483647, '');
-			n_members := n_members + b.members;
-			n_releases := n_releases + b.releases;
-			n_expiries := n_expiries + b.expiries;
-			n_points := n_points + b.expired_points;
-			EXIT WHEN b.members < batch_size;
-			last_program := b.last_program;
-			last_key := b.last_key;
-		END LOOP;
+		-- the members due, for the progress report: a sequential scan,
+		-- cheaper than the walk of the primary key below, which it spares
+		-- when none is due
+		due := (SELECT count(*) FROM loyalty.members m WHERE m.next_event_at <= as_of);
+		PERFORM loyalty._progress('releases and expiries', n_members, due, 'members');
+		IF due > 0 THEN
+			LOOP
+				-- from (0, '') to (2147483647, ''): every program id lies between
+				b := loyalty._maintain_lots(as_of, batch_size, last_program, last_key, 2147483647, '');
+				n_members := n_members + b.members;
+				n_releases := n_releases + b.releases;
+				n_expiries := n_expiries + b.expiries;
+				n_points := n_points + b.expired_points;
+				PERFORM loyalty._progress('releases and expiries', n_members, due, 'members');
+				EXIT WHEN b.members < batch_size;
+				last_program := b.last_program;
+				last_key := b.last_key;
+			END LOOP;
+		END IF;
 	END IF;
 	task := 'release'; members := NULL; entries := n_releases; points := NULL;
 	RETURN NEXT;
@@ -194,10 +218,42 @@ BEGIN
 	b := loyalty._maintain_tiers(as_of, batch_size);
 	task := 'tier'; members := b.members; entries := b.changes; points := NULL;
 	RETURN NEXT;
+	PERFORM loyalty._progress(NULL, NULL, NULL, NULL);
 END
 $$;
 COMMENT ON FUNCTION loyalty.run_maintenance(timestamptz, integer, integer) IS
 	'write the releases, expiries and tier changes due by as_of; idempotent; skips locked members; workers > 0 settles lots in background workers that commit batch by batch';
+
+-- What each run of run_maintenance (its caller and its workers) and of
+-- refresh_reports in this database is doing, read back from the query text
+-- they report to pg_stat_activity (loyalty._progress, src/maintenance.c).
+-- Like pg_stat_activity, it shows another role's sessions only to members
+-- of pg_read_all_stats (the workers run as the extension's owner).
+CREATE VIEW loyalty.maintenance_progress AS
+SELECT a.pid,
+	   coalesce(r[1]::integer, a.pid) AS caller_pid,
+	   CASE WHEN r[1] IS NULL THEN 'caller' ELSE 'worker' END AS backend,
+	   r[2] AS phase,
+	   r[3]::bigint AS done,
+	   r[4]::bigint AS total,
+	   r[5] AS unit,
+	   round(100.0 * r[3]::bigint / nullif(r[4]::bigint, 0), 1) AS percent,
+	   -- a caller's query started with the call; a worker's with its batch
+	   CASE WHEN r[1] IS NULL THEN a.query_start ELSE a.backend_start END AS started_at,
+	   a.state_change AS updated_at,
+	   a.wait_event_type,
+	   a.wait_event
+  FROM pg_stat_activity a
+ CROSS JOIN LATERAL regexp_match(a.query,
+		'^loyalty maintenance(?: worker for pid ([0-9]+))?: ([a-z ]+), ([0-9]+) of ([0-9]+) ([a-z]+)$') AS m(r)
+ WHERE a.datname = current_database()
+   AND a.state = 'active'
+   AND r IS NOT NULL
+   -- only loyalty's workers say they are one
+   AND (r[1] IS NOT NULL) = (a.backend_type IS NOT DISTINCT FROM 'loyalty maintenance')
+ ORDER BY 2, 3, 1;
+COMMENT ON VIEW loyalty.maintenance_progress IS
+	'each running run_maintenance (caller and workers) and refresh_reports: phase, done of total, since when';
 
 -- "Your points expire soon": every member with points expiring in (as_of, as_of + within].
 CREATE FUNCTION loyalty.expiring_points(within interval DEFAULT interval '30 days',

@@ -326,7 +326,7 @@ BEGIN
 		RAISE EXCEPTION 'statement period is empty or null' USING ERRCODE = '22023',
 			HINT = 'Pass from_ts <= to_ts.';
 	END IF;
-	SELECT coalesce(sum(l.points), 0) INTO opening
+	SELECT coalesce(sum(l.points), 0)::bigint INTO opening
 	  FROM loyalty.ledger l WHERE l.program_id = m.program_id AND l.member_key = m.member_key AND l.effective_at < from_ts;
 	RETURN QUERY
 		SELECT l.seq, l.effective_at, l.kind::text, l.points,

@@ -355,7 +355,7 @@ BEGIN
 		active_members := s.active;
 		activation_rate := round(s.active::numeric / nullif(s.members, 0), 4);
 		buying_members := s.buyers;
-		orders := s.orders;
+		orders := s.orders::bigint;
 		spend := s.spend;
 		purchase_frequency := round(s.orders::numeric / nullif(s.buyers, 0), 4);
 		average_basket := round(s.spend / nullif(s.orders, 0), 2);
@@ -474,8 +474,12 @@ CREATE FUNCTION loyalty.refresh_reports() RETURNS void
 	SET search_path = pg_catalog, loyalty, pg_temp
 AS $$
 BEGIN
+	-- progress: view maintenance_progress
+	PERFORM loyalty._progress('reports', 0, 2, 'views');
 	REFRESH MATERIALIZED VIEW CONCURRENTLY loyalty.breakage_by_cohort;
+	PERFORM loyalty._progress('reports', 1, 2, 'views');
 	REFRESH MATERIALIZED VIEW CONCURRENTLY loyalty.retention;
+	PERFORM loyalty._progress(NULL, NULL, NULL, NULL);
 END
 $$;
 COMMENT ON FUNCTION loyalty.refresh_reports() IS

@@ -172,9 +172,12 @@ CREATE FUNCTION loyalty._maintain_tiers(as_of timestamptz, batch_size integer,
 AS $$
 DECLARE
 	m loyalty.members;
+	-- for the progress report (members_tier_review indexes the column)
+	due bigint := (SELECT count(*) FROM loyalty.members mm WHERE mm.tier_review_at <= as_of);
 BEGIN
 	members := 0;
 	changes := 0;
+	PERFORM loyalty._progress('tiers', members, due, 'members');
 	LOOP
 		FOR m IN SELECT * FROM loyalty.members mm WHERE mm.tier_review_at <= as_of
 				  ORDER BY mm.tier_review_at LIMIT batch_size FOR UPDATE SKIP LOCKED LOOP
@@ -182,6 +185,8 @@ BEGIN
 			members := members + 1;
 		END LOOP;
 		EXIT WHEN NOT FOUND OR members % batch_size <> 0;
+		-- (after the test of FOUND, which PERFORM sets)
+		PERFORM loyalty._progress('tiers', members, due, 'members');
 	END LOOP;
 END
 $$;

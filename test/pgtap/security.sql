@@ -46,6 +46,7 @@ INSERT INTO runs_as_caller VALUES
   ('loyalty._maintain_parallel(timestamp with time zone,integer,integer)', 'the same (run_maintenance with workers; starts background workers that connect as the caller)'),
   ('loyalty._maintain_inactive(timestamp with time zone,integer)', 'the same (run_maintenance)'),
   ('loyalty._maintain_tiers(timestamp with time zone,integer)', 'the same (run_maintenance)'),
+  ('loyalty._progress(text,bigint,bigint,text)', 'C: sets this session''s own pg_stat_activity query text (run_maintenance, refresh_reports); no SQL'),
   ('loyalty._tier_apply(loyalty.members,loyalty.members,text,text)', 'the same (set_tier, run_maintenance, purchase triggers)'),
   ('loyalty._tier_review(loyalty.members,timestamp with time zone)', 'the same (run_maintenance)'),
   ('loyalty._tier_upgrade(integer,text,text,timestamp with time zone)', 'the same (purchase triggers)'),
