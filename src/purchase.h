@@ -93,6 +93,7 @@ typedef struct MemberState
 	Activity   *activity;
 	char	   *locked_tier;	/* the tier before this statement */
 	TimestampTz settled_at;		/* members.settled_at; DT_NOBEGIN when NULL */
+	TimestampTz enroll_at;		/* its earliest purchase: enrolled_at, if enrolled */
 	bool		replay;			/* its lots must be rebuilt from the ledger */
 	/* corrections: the instants of the entries written for it */
 	TimestampTz earliest_write;
@@ -187,7 +188,8 @@ extern int	loyalty_member_order(uint32 hash_a, const char *a, uint32 hash_b, con
 extern int	loyalty_purchase_cmp(const void *a, const void *b);
 extern void loyalty_lock_members(TrackCols *tc, bool enroll, MemberState *members,
 								 int nmembers);
-extern bool loyalty_lock_member(TrackCols *tc, const char *key, bool enroll, MemberState *m);
+extern bool loyalty_lock_member(TrackCols *tc, const char *key, bool enroll, TimestampTz at,
+								MemberState *m);
 extern void loyalty_latest_entries(MemberState *members, int nmembers, TimestampTz *latest);
 extern void loyalty_plan_members(ProgramConf *prog, Purchase *purchases, int npurchases,
 								 MemberState *members, int nmembers, bool check_latest);

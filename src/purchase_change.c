@@ -235,7 +235,8 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 	/* a non-member has no tier: this decides whether to enroll */
 	if (award && !p->reversed)
 		loyalty_purchase_earning(prog, &p->facts, false, &e);
-	if (!loyalty_lock_member(tc, p->member_key, e.points > 0 && prog->auto_enroll, &m))
+	if (!loyalty_lock_member(tc, p->member_key, e.points > 0 && prog->auto_enroll, p->facts.at,
+							 &m))
 		return;
 	loyalty_settle_due(&m, GetCurrentTransactionStartTimestamp());
 	loyalty_latest_entries(&m, 1, &latest);

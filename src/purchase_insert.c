@@ -213,8 +213,13 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 	members = palloc0(sizeof(MemberState) * nmembers);
 	for (int i = 0; i < npurchases; i++)
 	{
-		members[purchases[i].member].key = purchases[i].member_key;
-		members[purchases[i].member].key_hash = purchases[i].key_hash;
+		MemberState *m = &members[purchases[i].member];
+
+		m->key = purchases[i].member_key;
+		m->key_hash = purchases[i].key_hash;
+		/* sorted by time within the member: its first purchase */
+		if (i == 0 || purchases[i - 1].member != purchases[i].member)
+			m->enroll_at = purchases[i].facts.at;
 	}
 	loyalty_lock_members(&tc, prog->auto_enroll, members, nmembers);
 	/* one customer with few purchases: loyalty_write_one_member() */

@@ -135,7 +135,8 @@ lock_query(int32 program_id, MemberState *members, int nmembers, bool only_missi
 
 /*
  * Lock the members in key order; with enroll, enroll the missing ones (then
- * lock those too).  Members sorted by key.
+ * lock those too), each at its enroll_at or now, whichever is earlier.
+ * Members sorted by key.
  */
 void
 loyalty_lock_members(TrackCols *tc, bool enroll, MemberState *members, int nmembers)
@@ -146,10 +147,17 @@ loyalty_lock_members(TrackCols *tc, bool enroll, MemberState *members, int nmemb
 	if (!enroll || (missing = member_keys(members, nmembers, true)) == NULL)
 		return;
 	{
-		Datum		args[2];
+		Datum		args[3];
+		Datum	   *at = palloc(sizeof(Datum) * nmembers);
+		int			n = 0;
 
+		for (int i = 0; i < nmembers; i++)
+			if (!members[i].found)
+				at[n++] = TimestampTzGetDatum(members[i].enroll_at);
 		args[0] = Int32GetDatum(tc->program_id);
 		args[1] = PointerGetDatum(missing);
+		args[2] = PointerGetDatum(construct_array(at, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+												  true, TYPALIGN_DOUBLE));
 		if (loyalty_purchase_exec(STMT_ENROLL, NULL, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not enroll members");
 	}
@@ -157,11 +165,12 @@ loyalty_lock_members(TrackCols *tc, bool enroll, MemberState *members, int nmemb
 }
 
 bool
-loyalty_lock_member(TrackCols *tc, const char *key, bool enroll, MemberState *m)
+loyalty_lock_member(TrackCols *tc, const char *key, bool enroll, TimestampTz at, MemberState *m)
 {
 	memset(m, 0, sizeof(MemberState));
 	m->key = (char *) key;
 	m->key_hash = loyalty_member_hash(key);
+	m->enroll_at = at;
 	loyalty_lock_members(tc, enroll, m, 1);
 	return m->found;
 }

@@ -87,11 +87,15 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		" ORDER BY member_key FOR UPDATE",
 		2, {INT4OID, TEXTARRAYOID}
 	},
+	/*
+	 * enrolled at the member's first purchase, so that a backfill of old
+	 * orders does not enroll after them; never later than now
+	 */
 	[STMT_ENROLL] = {
-		"INSERT INTO loyalty.members (program_id, member_key)"
-		" SELECT $1, unnest($2)"
+		"INSERT INTO loyalty.members (program_id, member_key, enrolled_at)"
+		" SELECT $1, u.k, least(now(), u.at) FROM unnest($2, $3) AS u(k, at)"
 		" ON CONFLICT (program_id, member_key) DO NOTHING",
-		2, {INT4OID, TEXTARRAYOID}
+		3, {INT4OID, TEXTARRAYOID, TIMESTAMPTZARRAYOID}
 	},
 	/* per member its greatest seq (the primary key), once it is locked */
 	[STMT_LAST_SEQS] = {

@@ -93,7 +93,10 @@ END
 $$;
 
 -- Write a tier change: the member row, tier_history, and for a new tier an
--- event row and a NOTIFY on channel loyalty_tier.
+-- event row and a NOTIFY on channel loyalty_tier.  A member's first tier
+-- when it is the base tier (no thresholds: every member has it) is history
+-- only: it is no news to the member, and a load of new customers would send
+-- one notification each.
 CREATE FUNCTION loyalty._tier_apply(old loyalty.members, new loyalty.members, reason text,
 									detail text)
 	RETURNS loyalty.members
@@ -112,7 +115,11 @@ BEGIN
 									  effective_at, valid_until)
 	VALUES (old.program_id, old.member_key, old.tier, new.tier, reason, detail, new.tier_since,
 			new.tier_valid_until);
-	IF old.tier IS DISTINCT FROM new.tier THEN
+	IF old.tier IS DISTINCT FROM new.tier
+	   AND NOT (old.tier IS NULL AND EXISTS (
+				SELECT FROM loyalty.tiers t
+				 WHERE t.program_id = old.program_id AND t.name = new.tier
+				   AND t.min_spend IS NULL AND t.min_orders IS NULL AND t.min_points IS NULL)) THEN
 		INSERT INTO loyalty.tier_events (program_code, member_key, from_tier, to_tier, reason,
 										 effective_at)
 		VALUES (code, old.member_key, old.tier, new.tier, reason, new.tier_since)

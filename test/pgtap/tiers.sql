@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(54);
+SELECT plan(57);
 
 -- A rolling 12-month ladder in Berlin: tiers are valid 12 months, then go
 -- down one step at a time.
@@ -60,9 +60,10 @@ SELECT is((SELECT array_agg(row(from_tier, to_tier, reason)::text ORDER BY effec
 		  ARRAY[row(NULL, 'Bronze', 'upgrade')::text, row('Bronze', 'Silver', 'upgrade')::text,
 				row('Silver', 'Gold', 'upgrade')::text],
 		  'tier_history has every change with its reason');
-SELECT is((SELECT array_agg(to_tier ORDER BY id) FROM loyalty.tier_events WHERE member_key = 'ann'),
-		  ARRAY['Bronze', 'Silver', 'Gold'], 'one event per new tier, for the application');
-SELECT is((SELECT count(*) FROM loyalty.tier_events WHERE handled_at IS NULL), 3::bigint,
+SELECT is((SELECT array_agg(row(from_tier, to_tier)::text ORDER BY id) FROM loyalty.tier_events WHERE member_key = 'ann'),
+		  ARRAY[row('Bronze', 'Silver')::text, row('Silver', 'Gold')::text],
+		  'one event per new tier, for the application; none for the base tier a new member starts in');
+SELECT is((SELECT count(*) FROM loyalty.tier_events WHERE handled_at IS NULL), 2::bigint,
 		  'events wait to be handled');
 SELECT is((SELECT message FROM loyalty.tier_progress('ann', '2024-05-06 12:00+00')),
 		  '26 more orders and 3990.00 EUR more in purchases to reach Platinum',
@@ -185,6 +186,16 @@ SELECT is(loyalty.tier('fay', '2025-01-01', 'life'), NULL, 'lifetime: two orders
 INSERT INTO visits VALUES (3, 'fay', 1, '2025-01-01');
 SELECT is(loyalty.tier('fay', '2025-01-01', 'life'), 'Regular',
 		  'lifetime: the third order ten years after the first qualifies');
+SELECT is((SELECT array_agg(row(from_tier, to_tier)::text) FROM loyalty.tier_events WHERE member_key = 'fay'),
+		  ARRAY[row(NULL, 'Regular')::text], 'a first tier with a threshold is an event');
+
+-- a new customer whose first purchase qualifies for Silver goes straight
+-- there: news
+INSERT INTO orders VALUES (900, 'gus', 600, 'paid', '2024-05-06 12:00+00');
+SELECT is((SELECT array_agg(row(from_tier, to_tier)::text ORDER BY id) FROM loyalty.tier_history WHERE member_key = 'gus'),
+		  ARRAY[row(NULL, 'Silver')::text], 'gus: from no tier to Silver, in history');
+SELECT is((SELECT array_agg(row(from_tier, to_tier, reason)::text ORDER BY id) FROM loyalty.tier_events WHERE member_key = 'gus'),
+		  ARRAY[row(NULL, 'Silver', 'upgrade')::text], 'gus: and an event');
 
 SELECT is((SELECT count(*) FROM loyalty.verify()), 0::bigint, 'verify() finds nothing wrong');
 

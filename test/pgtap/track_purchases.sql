@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(100);
+SELECT plan(107);
 
 -- main: UTC, 1 point per unit, floor, never expires, no pending period, no rules
 INSERT INTO loyalty.programs (code, name, is_default) VALUES ('main', 'Main', true);
@@ -424,6 +424,35 @@ SELECT throws_ok($$INSERT INTO ntorders_copy VALUES (2, 42, 100)$$, '55000', NUL
 SELECT throws_ok($$INSERT INTO ntorders VALUES (2, 42, 100)$$, '55000', NULL,
 	'and on its own table (a leftover trigger after untrack)');
 SELECT is(loyalty.balance(42), 8::bigint, 'customer 42 still has 8');
+
+------------------------------------------------------------------------------
+-- a customer enrolled by a purchase is enrolled at its first purchase (a
+-- backfill of last year's orders enrolls last year), never later than now
+------------------------------------------------------------------------------
+CREATE TABLE backfill (id int PRIMARY KEY, customer text, amount numeric, at timestamptz,
+					   status text NOT NULL DEFAULT 'paid');
+SELECT loyalty.track_purchases('backfill', 'customer', 'amount', 'at', status_column => 'status');
+INSERT INTO backfill (id, customer, amount, at) VALUES
+	(1, 'old', 10, '2024-02-01 10:00+00'), (2, 'old', 10, '2023-11-05 10:00+00'),
+	(3, 'soon', 10, now() + interval '1 day'), (4, 'now', 10, NULL);
+SELECT is((SELECT enrolled_at FROM loyalty.members WHERE member_key = 'old'),
+		  '2023-11-05 10:00+00'::timestamptz,
+		  'a customer enrolled by a backfill: enrolled at the first of its purchases, not at the load');
+SELECT is((SELECT enrolled_at FROM loyalty.members WHERE member_key = 'soon'), now(),
+		  'a purchase dated in the future enrolls now');
+SELECT is((SELECT enrolled_at FROM loyalty.members WHERE member_key = 'now'), now(),
+		  'a purchase without a time enrolls now');
+SELECT is((loyalty.enroll('kept', at => '2025-01-01 00:00+00')).enrolled_at,
+		  '2025-01-01 00:00+00'::timestamptz, 'kept enrolled by hand on 1 January 2025');
+INSERT INTO backfill (id, customer, amount, at) VALUES (5, 'kept', 10, '2024-01-01 10:00+00');
+SELECT is((SELECT enrolled_at FROM loyalty.members WHERE member_key = 'kept'),
+		  '2025-01-01 00:00+00'::timestamptz, 'an earlier purchase leaves a member''s enrolled_at alone');
+INSERT INTO backfill VALUES (6, 'late', 10, '2024-05-01 10:00+00', 'refunded');
+SELECT is((SELECT count(*) FROM loyalty.members WHERE member_key = 'late'), 0::bigint,
+		  'a refunded purchase enrolls nobody');
+UPDATE backfill SET status = 'paid' WHERE id = 6;
+SELECT is((SELECT enrolled_at FROM loyalty.members WHERE member_key = 'late'),
+		  '2024-05-01 10:00+00'::timestamptz, 'paid after all: enrolled at its purchase time');
 
 SELECT is_empty($$SELECT * FROM loyalty.verify()$$, 'verify() finds nothing wrong');
 

@@ -46,7 +46,8 @@ SELECT loyalty.tier('alice', '2025-04-20 11:59+00') AS before_end,
        loyalty.tier('alice', '2025-04-20 12:00+00') AS at_end;
 SELECT task, members, entries FROM loyalty.run_maintenance('2025-05-01') WHERE task = 'tier';
 SELECT from_tier, to_tier, reason, effective_at FROM loyalty.tier_history WHERE reason = 'downgrade';
--- Every change is also an event for the application (NOTIFY loyalty_tier).
+-- Every change to a new tier is also an event for the application (NOTIFY
+-- loyalty_tier), but for the base tier a new member starts in.
 SELECT member_key, from_tier, to_tier, reason FROM loyalty.tier_events ORDER BY id;
 
 -- Inactivity: 18 months after the last purchase all points expire at once.
