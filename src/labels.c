@@ -99,6 +99,9 @@ parse_label(const LabelType *t, const char *value, int32 rule_id, Label k,
 	return result;
 }
 
+static void record_columns(RuleLabels *rl, TupleDesc desc, const int *label_attnums,
+						   MemoryContext cxt);
+
 /*
  * The program's rules parsed in the types of the table's label columns
  * (attnums; 0: not tracked), in cxt.
@@ -111,6 +114,7 @@ loyalty_rule_labels_build(ProgramConf *prog, Relation rel, const int *attnums, M
 	char	   *relname = RelationGetRelationName(rel);
 
 	rl->program_id = prog->id;
+	rl->relid = RelationGetRelid(rel);
 	rl->generation = loyalty_config_generation;
 	rl->nrules = prog->nrules;
 	rl->values = MemoryContextAllocZero(cxt, sizeof(Datum) * Max(prog->nrules * NUM_LABELS, 1));
@@ -139,7 +143,58 @@ loyalty_rule_labels_build(ProgramConf *prog, Relation rel, const int *attnums, M
 			MemoryContextSwitchTo(old);
 		}
 	}
+	record_columns(rl, desc, attnums, cxt);
+	rl->columns_checked = loyalty_relcache_generation;
 	return rl;
+}
+
+/* The columns rl was read for, as they are now. */
+static void
+record_columns(RuleLabels *rl, TupleDesc desc, const int *label_attnums, MemoryContext cxt)
+{
+	rl->columns = MemoryContextAlloc(cxt, sizeof(RuleColumn) * NUM_LABELS);
+	for (int k = 0; k < NUM_LABELS; k++)
+	{
+		Form_pg_attribute att;
+		RuleColumn *c;
+
+		if (label_attnums[k] <= 0)
+			continue;
+		att = TupleDescAttr(desc, label_attnums[k] - 1);
+		c = &rl->columns[rl->ncolumns++];
+		c->attnum = label_attnums[k];
+		c->typid = att->atttypid;
+		c->typmod = att->atttypmod;
+		c->collation = att->attcollation;
+	}
+}
+
+/*
+ * Are the columns rl was read for still what they were?  An ALTER TABLE
+ * that changes a column's type (or drops it and adds another of the same
+ * name) changes no configuration: the values read in the old type must
+ * not be compared with the new one's (a text label compared with an
+ * integer column crashed the backend).  Such a change invalidates the
+ * table's relcache entry, so the columns are compared only after an
+ * invalidation since they last were (the caller checks columns_checked).
+ */
+bool
+loyalty_rule_labels_fit(RuleLabels *rl, TupleDesc desc)
+{
+	for (int i = 0; i < rl->ncolumns; i++)
+	{
+		const RuleColumn *c = &rl->columns[i];
+		Form_pg_attribute att;
+
+		if (c->attnum > desc->natts)
+			return false;
+		att = TupleDescAttr(desc, c->attnum - 1);
+		if (att->attisdropped || att->atttypid != c->typid || att->atttypmod != c->typmod ||
+			att->attcollation != c->collation)
+			return false;
+	}
+	rl->columns_checked = loyalty_relcache_generation;
+	return true;
 }
 
 /*

@@ -45,10 +45,17 @@ static Oid	config_relids[4];	/* programs, earning_rules, tracked_tables, tiers *
 /* bumped on every invalidation; users of cached plans compare it */
 uint64		loyalty_config_generation = 0;
 
+/*
+ * bumped on every relcache invalidation of any relation: what was read for
+ * a tracked table's columns need be checked again only after one
+ */
+uint64		loyalty_relcache_generation = 0;
+
 static void
 config_relcache_callback(Datum arg, Oid relid)
 {
 	(void) arg;
+	loyalty_relcache_generation++;
 	if (relid == InvalidOid || relid == config_relids[0] ||
 		relid == config_relids[1] || relid == config_relids[2] ||
 		relid == config_relids[3])

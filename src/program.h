@@ -125,6 +125,7 @@ typedef struct ProgramConf
 extern ProgramConf *loyalty_program_conf(int32 program_id);
 extern void loyalty_invalidate_config(void);
 extern uint64 loyalty_config_generation;
+extern uint64 loyalty_relcache_generation;
 extern void loyalty_program_init(void);
 
 #endif

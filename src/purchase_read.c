@@ -216,8 +216,10 @@ loyalty_load_track(int32 track_id, Relation rel, TrackCols *tc)
 
 /*
  * The program's rules parsed in the types of the table's label columns,
- * into tc->labels: cached with the table's configuration, and built again
- * only after a configuration change.
+ * into tc->labels: cached with the table's configuration per relation the
+ * rows come from (a partition's attribute numbers may differ from its
+ * table's), and built again after a configuration change or a change of
+ * those columns.
  */
 void
 loyalty_track_labels(TrackCols *tc, Relation rel, ProgramConf *prog)
@@ -236,7 +238,9 @@ loyalty_track_labels(TrackCols *tc, Relation rel, ProgramConf *prog)
 		elog(ERROR, "tracked table %d is not loaded", tc->track_id);
 	for (RuleLabels *rl = t->labels; rl; rl = rl->next)
 		if (rl->program_id == prog->id && rl->generation == loyalty_config_generation &&
-			rl->nrules == prog->nrules)
+			rl->nrules == prog->nrules && rl->relid == RelationGetRelid(rel) &&
+			(rl->columns_checked == loyalty_relcache_generation ||
+			 loyalty_rule_labels_fit(rl, RelationGetDescr(rel))))
 		{
 			tc->labels = rl;
 			return;
