@@ -95,6 +95,10 @@ type_allowed(Oid typid, ColumnKind kind)
 				typid == INT8OID || typid == FLOAT4OID || typid == FLOAT8OID;
 		case COL_TIME:
 			return typid == TIMESTAMPTZOID || typid == TIMESTAMPOID || typid == DATEOID;
+		case COL_CONDITION:
+			if (base == FLOAT4OID || base == FLOAT8OID || base == TIMEOID)
+				return true;
+			/* FALLTHROUGH */
 		case COL_REFERENCE:
 			if (base == NUMERICOID || base == DATEOID || base == TIMESTAMPOID ||
 				base == TIMESTAMPTZOID)
@@ -124,6 +128,8 @@ allowed_types_hint(ColumnKind kind)
 			return "A key column must be text, varchar, char, smallint, integer, bigint or uuid (or a domain over one of them).";
 		case COL_LABEL:
 			return "The column must be text, varchar, char, an integer, uuid, boolean or an enum (or a domain over one of them).";
+		case COL_CONDITION:
+			return "A condition compares text, varchar, char, an integer, numeric, real, double precision, uuid, boolean, an enum, date, time, timestamp or timestamptz (or a domain over one of them).";
 		case COL_REFERENCE:
 			return "A reference column must be text, varchar, char, an integer, numeric, uuid, boolean, an enum, date, timestamp or timestamptz (or a domain over one of them).";
 	}

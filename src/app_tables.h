@@ -20,7 +20,8 @@ typedef enum ColumnKind
 	COL_AMOUNT,
 	COL_TIME,
 	COL_LABEL,					/* status, channel, category, store */
-	COL_REFERENCE
+	COL_REFERENCE,
+	COL_CONDITION				/* named by an earning rule's conditions */
 } ColumnKind;
 
 typedef struct ColumnUse

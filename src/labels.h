@@ -44,6 +44,7 @@ typedef struct RuleLabels
 	int			nrules;
 	LabelType	type[NUM_LABELS];	/* of the columns tracked */
 	Datum	   *values;			/* [rule index * NUM_LABELS + label] */
+	struct RuleConditions *conds;	/* conditions.c; NULL when no rule has any */
 	int			ncolumns;		/* the columns read: an ALTER TABLE may change them */
 	RuleColumn *columns;
 	uint64		columns_checked;	/* loyalty_relcache_generation when last found so */
@@ -55,5 +56,7 @@ extern RuleLabels *loyalty_rule_labels_build(ProgramConf *prog, Relation rel, co
 											 MemoryContext cxt);
 extern bool loyalty_rule_labels_fit(RuleLabels *rl, TupleDesc desc);
 extern void loyalty_check_rule_labels(int32 program_id, Oid relid);
+extern bool loyalty_read_rule_value(Oid input, Oid ioparam, int32 typmod, const char *value,
+									Datum *result, char **message);
 
 #endif

@@ -26,6 +26,7 @@
 #include "utils/rel.h"
 
 #include "activity.h"
+#include "conditions.h"
 #include "loyalty_errors.h"
 #include "loyalty_tz.h"
 #include "program.h"
@@ -249,7 +250,8 @@ load_program(int32 program_id)
 							  "SELECT id, kind, priority, exclusive, tier, channel, category, store,"
 							  " valid_from, valid_until, days_of_week, hour_from, hour_until,"
 							  " min_amount, multiplier, points, cap_period,"
-							  " expiry_policy, expiry_interval, expiry_period, expiry_extra_periods"
+							  " expiry_policy, expiry_interval, expiry_period, expiry_extra_periods,"
+							  " conditions"
 							  " FROM loyalty.earning_rules WHERE program_id = $1 AND active"
 							  " ORDER BY priority, id",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -313,6 +315,12 @@ load_program(int32 program_id)
 		r->has_expiry = !isnull;
 		if (r->has_expiry)
 			load_expiry(tup, desc, 18, &r->expiry);
+		d = get_datum(tup, desc, 22, &isnull);
+		if (!isnull)
+		{
+			r->nconds = loyalty_conditions_parse(DatumGetJsonbP(d), r->id, &r->conds);
+			conf->has_conditions = true;
+		}
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();

@@ -26,6 +26,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "conditions.h"
 #include "purchase.h"
 
 int32
@@ -216,10 +217,10 @@ loyalty_load_track(int32 track_id, Relation rel, TrackCols *tc)
 
 /*
  * The program's rules parsed in the types of the table's label columns,
- * into tc->labels: cached with the table's configuration per relation the
- * rows come from (a partition's attribute numbers may differ from its
- * table's), and built again after a configuration change or a change of
- * those columns.
+ * and their conditions compiled for its columns, into tc->labels: cached
+ * with the table's configuration per relation the rows come from (a
+ * partition's attribute numbers may differ from its table's), and built
+ * again after a configuration change or a change of those columns.
  */
 void
 loyalty_track_labels(TrackCols *tc, Relation rel, ProgramConf *prog)
@@ -505,13 +506,15 @@ loyalty_read_purchase(TupleTableSlot *slot, TrackCols *tc, ProgramConf *prog, Pu
 		att = TupleDescAttr(slot->tts_tupleDescriptor, tc->label[k] - 1);
 		p->facts.label[k] = att->attbyval ? d : datumCopy(d, false, att->attlen);
 	}
+	if (tc->labels != NULL && tc->labels->conds != NULL)
+		loyalty_conditions_eval(tc->labels->conds, slot, p->facts.amount, &p->facts.cond);
 	if (tc->status)
 	{
 		char	   *status = value_text(slot, tc->status, &isnull);
 
 		for (int i = 0; !isnull && i < tc->nreversed; i++)
 			if (strcmp(status, tc->reversed[i]) == 0)
-				p->reversed = true;
+				p->facts.reversed = true;
 	}
 	return true;
 }
