@@ -551,7 +551,7 @@ loyalty_read_tracked(int32 track_id, TrackedRow *t)
 	if (SPI_execute_with_args("SELECT table_name::oid, active, member_column::text, amount_column::text,"
 							  " time_column::text, status_column::text, channel_column::text,"
 							  " category_column::text, store_column::text, reference_columns,"
-							  " reversed_statuses"
+							  " reversed_statuses, program_id"
 							  " FROM loyalty.tracked_tables WHERE id = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.tracked_tables");
@@ -568,6 +568,7 @@ loyalty_read_tracked(int32 track_id, TrackedRow *t)
 		t->cols[i] = SPI_getvalue(tup, desc, i + 3);
 	t->nrefs = string_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 10, &isnull)), &t->refs);
 	t->nreversed = string_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 11, &isnull)), &t->reversed);
+	t->program_id = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 }
 
 Problem *

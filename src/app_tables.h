@@ -55,6 +55,7 @@ typedef struct TrackedRow
 	bool		active;
 	bool		dropped;		/* table_name is NULL: the table was dropped */
 	Oid			relid;
+	int32		program_id;
 	char	   *cols[7];
 	char	  **refs;
 	int			nrefs;

@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -51,6 +52,8 @@
 #include "conditions.h"
 #include "labels.h"
 #include "loyalty_errors.h"
+
+PG_FUNCTION_INFO_V1(loyalty_rule_columns_problem);
 
 #define GRAMMAR_HINT "A condition is a value, a list of values, null, or an object of operators: " \
 	"not, in, not in, <, <=, >, >=, between."
@@ -651,4 +654,65 @@ loyalty_check_conditions(int32 rule_id, Jsonb *conditions, Oid relid, const int 
 	(void) compile_rule(rule_id, conds, n, relid, label_attnums, time_zone, reader, cxt);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+}
+
+/*
+ * loyalty._rule_columns_problem(track_id): why the active rules of an
+ * active tracked table's program cannot read the table as it is now (a
+ * column a condition names is gone or of a type conditions do not
+ * compare), or NULL.  For the alter guard: values are checked when the
+ * rules are read again.
+ */
+Datum
+loyalty_rule_columns_problem(PG_FUNCTION_ARGS)
+{
+	TrackedRow	t;
+	int			label_attnums[NUM_LABELS] = {0};
+	char	   *text = NULL;
+
+	loyalty_require_arg(fcinfo, 0, "tracked table id");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	loyalty_read_tracked(PG_GETARG_INT32(0), &t);
+	if (t.found && t.active && !t.dropped)
+	{
+		Oid			argtypes[1] = {INT4OID};
+		Datum		args[1] = {Int32GetDatum(t.program_id)};
+
+		for (int k = 0; k < NUM_LABELS; k++)
+			if (t.cols[4 + k] != NULL)
+				label_attnums[k] = get_attnum(t.relid, t.cols[4 + k]);
+		if (SPI_execute_with_args("SELECT id, conditions FROM loyalty.earning_rules"
+								  " WHERE program_id = $1 AND active AND conditions IS NOT NULL ORDER BY id",
+								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read loyalty.earning_rules");
+		for (uint64 i = 0; text == NULL && i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			Jsonb	   *jb = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			RuleCond   *conds;
+			int			n = loyalty_conditions_parse(jb, id, &conds);
+
+			for (int j = 0; text == NULL && j < n; j++)
+			{
+				AttrNumber	attnum;
+				bool		role;
+				Problem    *p = key_column(t.relid, conds[j].key, label_attnums, &attnum, &role);
+
+				if (p != NULL)
+				{
+					char	   *s = psprintf("%s (earning rule %d has a condition on it: change the rule first)",
+											 p->message, id);
+
+					text = SPI_palloc(strlen(s) + 1);
+					strcpy(text, s);
+				}
+			}
+		}
+	}
+	SPI_finish();
+	if (text == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(text));
 }

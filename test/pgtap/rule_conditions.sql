@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(76);
+SELECT plan(84);
 \ir lib/error_text.psql
 \ir lib/as_role.psql
 
@@ -407,8 +407,29 @@ RESET ROLE;
 CALL pg_temp.no_rules();
 
 ------------------------------------------------------------------------------
--- the table changes
+-- the table changes: a renamed column is followed, a dropped one refused
 ------------------------------------------------------------------------------
+CALL pg_temp.rule('overseas x2', 'multiplier', '{"currency": {"not": "SGD"}}', multiplier => 2);
+SELECT ok(loyalty.track_purchases('pos_sales', 'customer', 'amount') > 0, 'pos_sales is tracked again');
+SELECT throws_ok($$ALTER TABLE orders RENAME COLUMN currency TO currency_code$$, '42703',
+	'earning rule ' || (SELECT id FROM loyalty.earning_rules WHERE name = 'overseas x2')
+	|| ' has a condition on column "currency_code", which table "pos_sales" does not have',
+	'a column renamed in one of the program''s tables but not in the other is refused');
+SELECT ok(loyalty.untrack_purchases('pos_sales'), 'pos_sales is untracked again');
+ALTER TABLE orders RENAME COLUMN currency TO currency_code;
+SELECT is((SELECT conditions FROM loyalty.earning_rules WHERE name = 'overseas x2'),
+	'{"currency_code": {"not": "SGD"}}'::jsonb, 'a renamed column is renamed in the conditions that name it');
+INSERT INTO orders (order_id, customer, total, currency_code) VALUES (901, 'al', 10, 'USD');
+SELECT is(pg_temp.award(901), 20::bigint, 'and the rule still applies');
+SELECT throws_ok($$ALTER TABLE orders DROP COLUMN currency_code$$, 'LY020',
+	'table public.orders is tracked by loyalty: column "currency_code" of relation "orders" does not exist (earning rule '
+	|| (SELECT id FROM loyalty.earning_rules WHERE name = 'overseas x2') || ' has a condition on it: change the rule first)',
+	'a column an active rule names cannot be dropped');
+SELECT throws_ok($$ALTER TABLE orders ALTER COLUMN currency_code TYPE text[] USING ARRAY[currency_code]$$, 'LY020', NULL,
+	'nor given a type conditions do not compare');
+UPDATE loyalty.earning_rules SET active = false WHERE name = 'overseas x2';
+SELECT lives_ok($$ALTER TABLE orders DROP COLUMN currency_code$$, 'once the rule is inactive it can');
+CALL pg_temp.no_rules();
 -- a column given another type changes no configuration: the value is read again in the new type
 CALL pg_temp.rule('3 items or more +30', 'bonus', '{"items": {">=": 3}}', points => 30);
 INSERT INTO orders (order_id, customer, total, items) VALUES (911, 'al', 10, 10);
