@@ -1,7 +1,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(84);
+SELECT plan(87);
 \ir lib/error_text.psql
 \ir lib/as_role.psql
 
@@ -404,6 +404,18 @@ SELECT is(pg_temp.rule_err($$SET LOCAL ROLE t_cond_admin; CALL pg_temp.rule('m',
 	|| 'The table''s owner can run GRANT SELECT (margin) ON orders TO t_cond_admin.',
 	'with a hint naming the grant');
 RESET ROLE;
+CALL pg_temp.no_rules();
+-- and tracking a table for a program whose rules name a column: the tracker may read it too
+CALL pg_temp.rule('high margin +1', 'bonus', '{"margin": {">": 0.5}}', points => 1);
+CREATE TABLE shop_secrets (id int PRIMARY KEY, customer text, total numeric, margin numeric);
+GRANT TRIGGER ON shop_secrets TO t_cond_admin;
+SELECT is(pg_temp.as_role('t_cond_admin', $$SELECT loyalty.track_purchases('shop_secrets', 'customer', 'total')$$),
+	'42501: permission denied to read column "margin" of table "shop_secrets"',
+	'a role that may attach triggers but not read a column a rule names cannot track the table');
+GRANT SELECT (margin) ON shop_secrets TO t_cond_admin;
+SELECT is(pg_temp.as_role('t_cond_admin', $$SELECT loyalty.track_purchases('shop_secrets', 'customer', 'total')$$),
+	'ok', 'with SELECT on the column it can');
+SELECT ok(loyalty.untrack_purchases('shop_secrets'), 'shop_secrets is untracked');
 CALL pg_temp.no_rules();
 
 ------------------------------------------------------------------------------
