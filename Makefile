@@ -12,7 +12,7 @@ endif
 
 OBJS = src/loyalty.o src/lots.o src/lots_io.o src/lots_funcs.o src/tz.o \
 	src/activity.o src/activity_io.o src/activity_funcs.o src/compat.o \
-	src/program.o src/labels.o src/rules.o src/tiers.o src/purchase_sql.o src/purchase_read.o src/purchase_members.o \
+	src/program.o src/labels.o src/conditions.o src/rules.o src/tiers.o src/purchase_sql.o src/purchase_read.o src/purchase_members.o \
 	src/purchase_awards.o src/purchase_write.o src/purchase_insert.o src/purchase_change.o \
 	src/maintenance.o src/app_tables.o src/app_read.o src/timeline.o
 

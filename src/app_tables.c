@@ -95,6 +95,10 @@ type_allowed(Oid typid, ColumnKind kind)
 				typid == INT8OID || typid == FLOAT4OID || typid == FLOAT8OID;
 		case COL_TIME:
 			return typid == TIMESTAMPTZOID || typid == TIMESTAMPOID || typid == DATEOID;
+		case COL_CONDITION:
+			if (base == FLOAT4OID || base == FLOAT8OID || base == TIMEOID)
+				return true;
+			/* FALLTHROUGH */
 		case COL_REFERENCE:
 			if (base == NUMERICOID || base == DATEOID || base == TIMESTAMPOID ||
 				base == TIMESTAMPTZOID)
@@ -124,6 +128,8 @@ allowed_types_hint(ColumnKind kind)
 			return "A key column must be text, varchar, char, smallint, integer, bigint or uuid (or a domain over one of them).";
 		case COL_LABEL:
 			return "The column must be text, varchar, char, an integer, uuid, boolean or an enum (or a domain over one of them).";
+		case COL_CONDITION:
+			return "A condition compares text, varchar, char, an integer, numeric, real, double precision, uuid, boolean, an enum, date, time, timestamp or timestamptz (or a domain over one of them).";
 		case COL_REFERENCE:
 			return "A reference column must be text, varchar, char, an integer, numeric, uuid, boolean, an enum, date, timestamp or timestamptz (or a domain over one of them).";
 	}
@@ -545,7 +551,7 @@ loyalty_read_tracked(int32 track_id, TrackedRow *t)
 	if (SPI_execute_with_args("SELECT table_name::oid, active, member_column::text, amount_column::text,"
 							  " time_column::text, status_column::text, channel_column::text,"
 							  " category_column::text, store_column::text, reference_columns,"
-							  " reversed_statuses"
+							  " reversed_statuses, program_id"
 							  " FROM loyalty.tracked_tables WHERE id = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read loyalty.tracked_tables");
@@ -562,6 +568,7 @@ loyalty_read_tracked(int32 track_id, TrackedRow *t)
 		t->cols[i] = SPI_getvalue(tup, desc, i + 3);
 	t->nrefs = string_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 10, &isnull)), &t->refs);
 	t->nreversed = string_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 11, &isnull)), &t->reversed);
+	t->program_id = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 }
 
 Problem *

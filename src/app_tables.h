@@ -20,7 +20,8 @@ typedef enum ColumnKind
 	COL_AMOUNT,
 	COL_TIME,
 	COL_LABEL,					/* status, channel, category, store */
-	COL_REFERENCE
+	COL_REFERENCE,
+	COL_CONDITION				/* named by an earning rule's conditions */
 } ColumnKind;
 
 typedef struct ColumnUse
@@ -54,6 +55,7 @@ typedef struct TrackedRow
 	bool		active;
 	bool		dropped;		/* table_name is NULL: the table was dropped */
 	Oid			relid;
+	int32		program_id;
 	char	   *cols[7];
 	char	  **refs;
 	int			nrefs;

@@ -17,6 +17,8 @@
 #define ERRCODE_LOYALTY_UNKNOWN_TIER			MAKE_SQLSTATE('L','Y','0','0','7')
 /* an earning rule's channel, category or store is no value of its column's type */
 #define ERRCODE_LOYALTY_RULE_VALUE				MAKE_SQLSTATE('L','Y','0','0','8')
+/* an earning rule's conditions are not in their grammar (conditions.c) */
+#define ERRCODE_LOYALTY_RULE_CONDITION			MAKE_SQLSTATE('L','Y','0','2','2')
 
 /* rewards, transfers and behavioural events (raised from SQL only) */
 #define ERRCODE_LOYALTY_REWARD_OUT_OF_STOCK		MAKE_SQLSTATE('L','Y','0','1','0')

@@ -26,6 +26,7 @@
 #include "utils/rel.h"
 
 #include "activity.h"
+#include "conditions.h"
 #include "loyalty_errors.h"
 #include "loyalty_tz.h"
 #include "program.h"
@@ -45,10 +46,17 @@ static Oid	config_relids[4];	/* programs, earning_rules, tracked_tables, tiers *
 /* bumped on every invalidation; users of cached plans compare it */
 uint64		loyalty_config_generation = 0;
 
+/*
+ * bumped on every relcache invalidation of any relation: what was read for
+ * a tracked table's columns need be checked again only after one
+ */
+uint64		loyalty_relcache_generation = 0;
+
 static void
 config_relcache_callback(Datum arg, Oid relid)
 {
 	(void) arg;
+	loyalty_relcache_generation++;
 	if (relid == InvalidOid || relid == config_relids[0] ||
 		relid == config_relids[1] || relid == config_relids[2] ||
 		relid == config_relids[3])
@@ -242,7 +250,8 @@ load_program(int32 program_id)
 							  "SELECT id, kind, priority, exclusive, tier, channel, category, store,"
 							  " valid_from, valid_until, days_of_week, hour_from, hour_until,"
 							  " min_amount, multiplier, points, cap_period,"
-							  " expiry_policy, expiry_interval, expiry_period, expiry_extra_periods"
+							  " expiry_policy, expiry_interval, expiry_period, expiry_extra_periods,"
+							  " conditions"
 							  " FROM loyalty.earning_rules WHERE program_id = $1 AND active"
 							  " ORDER BY priority, id",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -306,6 +315,12 @@ load_program(int32 program_id)
 		r->has_expiry = !isnull;
 		if (r->has_expiry)
 			load_expiry(tup, desc, 18, &r->expiry);
+		d = get_datum(tup, desc, 22, &isnull);
+		if (!isnull)
+		{
+			r->nconds = loyalty_conditions_parse(DatumGetJsonbP(d), r->id, &r->conds);
+			conf->has_conditions = true;
+		}
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();

@@ -62,6 +62,37 @@ typedef enum Label
 	NUM_LABELS
 } Label;
 
+/*
+ * An earning rule's condition on a purchase column, as its conditions
+ * (jsonb) say it (conditions.c); read in the column's type per table.
+ */
+typedef enum CondOp
+{
+	COND_IN,					/* equal to one of the values */
+	COND_NOT_IN,				/* equal to none of them */
+	COND_LT,
+	COND_LE,
+	COND_GT,
+	COND_GE,
+	COND_NULL,
+	COND_NOT_NULL
+} CondOp;
+
+typedef struct RuleCond
+{
+	char	   *key;			/* amount, channel, category, store, or a column */
+	CondOp		op;
+	int			nvalues;
+	char	  **values;			/* as text; none for COND_NULL, COND_NOT_NULL */
+} RuleCond;
+
+/* which rules' conditions hold for a purchase, by rule index */
+typedef union RuleBits
+{
+	uint64		bits;			/* programs of up to 64 rules */
+	uint64	   *words;			/* larger ones */
+} RuleBits;
+
 typedef struct EarnRule
 {
 	int32		id;
@@ -71,6 +102,8 @@ typedef struct EarnRule
 	bool		exclusive;
 	char	   *tier;			/* conditions; NULL = any */
 	char	   *label[NUM_LABELS];	/* as written: parsed per tracked table (labels.c) */
+	int			nconds;			/* conditions, all of which must hold */
+	RuleCond   *conds;
 	TimestampTz valid_from;		/* DT_NOBEGIN when open */
 	TimestampTz valid_until;	/* DT_NOEND when open; exclusive */
 	int			dow_mask;		/* bit d set for ISO day d (1 = Monday); 0 = any */
@@ -116,6 +149,7 @@ typedef struct ProgramConf
 	int			nrules;
 	EarnRule   *rules;			/* sorted by (priority, id) */
 	bool		has_caps;
+	bool		has_conditions; /* some rule has conditions */
 	TierWindow	tier_window;
 	int32		tier_window_months;
 	int			ntiers;
@@ -125,6 +159,7 @@ typedef struct ProgramConf
 extern ProgramConf *loyalty_program_conf(int32 program_id);
 extern void loyalty_invalidate_config(void);
 extern uint64 loyalty_config_generation;
+extern uint64 loyalty_relcache_generation;
 extern void loyalty_program_init(void);
 
 #endif

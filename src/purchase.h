@@ -67,11 +67,9 @@ typedef struct Purchase
 {
 	char	   *member_key;
 	uint32		key_hash;		/* of member_key: sorts and finds members fast */
-	char	   *reference;
-	PurchaseFacts facts;
-	bool		reversed;
-	bool		duplicate;		/* its reference came earlier in the statement */
 	int			member;			/* index into members */
+	char	   *reference;
+	PurchaseFacts facts;		/* with the flags reversed and duplicate */
 } Purchase;
 
 typedef struct MemberState

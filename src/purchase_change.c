@@ -233,7 +233,7 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 	TimestampTz latest;
 
 	/* a non-member has no tier: this decides whether to enroll */
-	if (award && !p->reversed)
+	if (award && !p->facts.reversed)
 		loyalty_purchase_earning(prog, &p->facts, false, &e);
 	if (!loyalty_lock_member(tc, p->member_key, e.points > 0 && prog->auto_enroll, p->facts.at,
 							 &m))
@@ -242,7 +242,7 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 	loyalty_latest_entries(&m, 1, &latest);
 	m.earliest_write = DT_NOEND;
 	m.latest_write = DT_NOBEGIN;
-	if (award && !p->reversed)
+	if (award && !p->facts.reversed)
 	{
 		p->facts.tier = m.tier;
 		loyalty_purchase_earning(prog, &p->facts, !m.had_purchase, &e);
@@ -283,7 +283,7 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 	 */
 	if (undo != NULL && was > 0)
 		loyalty_count_activity(prog, &m, undo->facts.amount, -1, 0, undo->facts.at);
-	if (award && !p->reversed && now > 0)
+	if (award && !p->facts.reversed && now > 0)
 		loyalty_count_activity(prog, &m, p->facts.amount, 1, moved, p->facts.at);
 	else
 		loyalty_count_activity(prog, &m, NULL, 0, moved, p->facts.at);
@@ -345,7 +345,7 @@ correct_purchase(bool has_old, TrackCols *oldtc, ProgramConf *oldprog, Purchase 
 		PG_TRY();
 		{
 			loyalty_settle_purchase(newtc, newprog, newp, true, same ? oldp : NULL,
-									newp->reversed ? "purchase refunded" : "purchase amount changed");
+									newp->facts.reversed ? "purchase refunded" : "purchase amount changed");
 		}
 		PG_FINALLY();
 		{

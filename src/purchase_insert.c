@@ -55,7 +55,7 @@ mark_duplicates(Purchase *purchases, int npurchases)
 	for (int i = 1; i < npurchases; i++)
 		if (strcmp(byref[i - 1]->reference, byref[i]->reference) == 0 &&
 			strcmp(byref[i - 1]->member_key, byref[i]->member_key) == 0)
-			byref[i]->duplicate = true;
+			byref[i]->facts.duplicate = true;
 	pfree(byref);
 }
 
@@ -136,7 +136,7 @@ award_reinserted(TrackCols *tc, ProgramConf *prog, Purchase *purchases, int npur
 				hi = mid;
 		}
 		if (lo < npurchases && strcmp(byref[lo]->reference, back[i]) == 0 &&
-			strcmp(byref[lo]->member_key, back_key[i]) == 0 && !byref[lo]->duplicate)
+			strcmp(byref[lo]->member_key, back_key[i]) == 0 && !byref[lo]->facts.duplicate)
 			loyalty_settle_purchase(tc, prog, byref[lo], true, NULL, REASON_REINSERTED);
 	}
 }
@@ -194,7 +194,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 			purchases = repalloc_huge(purchases, sizeof(Purchase) * maxpurchases);
 		}
 		if (loyalty_read_purchase(slot, &tc, prog, &purchases[npurchases]) &&
-			!purchases[npurchases].reversed)
+			!purchases[npurchases].facts.reversed)
 			npurchases++;
 	}
 	ExecDropSingleTupleTableSlot(slot);
@@ -238,7 +238,7 @@ loyalty_purchase_insert(PG_FUNCTION_ARGS)
 		int64		points;
 		const char *kind;
 
-		if (!m->found || p->duplicate)
+		if (!m->found || p->facts.duplicate)
 			continue;			/* not a member and the program does not enroll */
 		p->facts.tier = m->tier;
 		loyalty_purchase_earning(prog, &p->facts, !m->had_purchase, &e);

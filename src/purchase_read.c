@@ -26,6 +26,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "conditions.h"
 #include "purchase.h"
 
 int32
@@ -216,8 +217,10 @@ loyalty_load_track(int32 track_id, Relation rel, TrackCols *tc)
 
 /*
  * The program's rules parsed in the types of the table's label columns,
- * into tc->labels: cached with the table's configuration, and built again
- * only after a configuration change.
+ * and their conditions compiled for its columns, into tc->labels: cached
+ * with the table's configuration per relation the rows come from (a
+ * partition's attribute numbers may differ from its table's), and built
+ * again after a configuration change or a change of those columns.
  */
 void
 loyalty_track_labels(TrackCols *tc, Relation rel, ProgramConf *prog)
@@ -236,7 +239,9 @@ loyalty_track_labels(TrackCols *tc, Relation rel, ProgramConf *prog)
 		elog(ERROR, "tracked table %d is not loaded", tc->track_id);
 	for (RuleLabels *rl = t->labels; rl; rl = rl->next)
 		if (rl->program_id == prog->id && rl->generation == loyalty_config_generation &&
-			rl->nrules == prog->nrules)
+			rl->nrules == prog->nrules && rl->relid == RelationGetRelid(rel) &&
+			(rl->columns_checked == loyalty_relcache_generation ||
+			 loyalty_rule_labels_fit(rl, RelationGetDescr(rel))))
 		{
 			tc->labels = rl;
 			return;
@@ -501,13 +506,15 @@ loyalty_read_purchase(TupleTableSlot *slot, TrackCols *tc, ProgramConf *prog, Pu
 		att = TupleDescAttr(slot->tts_tupleDescriptor, tc->label[k] - 1);
 		p->facts.label[k] = att->attbyval ? d : datumCopy(d, false, att->attlen);
 	}
+	if (tc->labels != NULL && tc->labels->conds != NULL)
+		loyalty_conditions_eval(tc->labels->conds, slot, p->facts.amount, &p->facts.cond);
 	if (tc->status)
 	{
 		char	   *status = value_text(slot, tc->status, &isnull);
 
 		for (int i = 0; !isnull && i < tc->nreversed; i++)
 			if (strcmp(status, tc->reversed[i]) == 0)
-				p->reversed = true;
+				p->facts.reversed = true;
 	}
 	return true;
 }

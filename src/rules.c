@@ -80,13 +80,24 @@ label_matches(const EarnRule *r, const PurchaseFacts *f, Label k)
 										  rl->values[r->index * NUM_LABELS + k]));
 }
 
-/* tier, channel, category, store and validity: all a cap rule is scoped by */
+/* evaluated when the purchase was read (conditions.c) */
+static inline bool
+conditions_hold(const EarnRule *r, const PurchaseFacts *f)
+{
+	if (r->nconds == 0)
+		return true;
+	if (f->rule_labels->nrules <= 64)
+		return (f->cond.bits >> r->index) & 1;
+	return (f->cond.words[r->index / 64] >> (r->index % 64)) & 1;
+}
+
+/* tier, channel, category, store, conditions and validity: all a cap rule is scoped by */
 bool
 loyalty_rule_scope_matches(const EarnRule *r, const PurchaseFacts *f)
 {
 	return text_matches(r->tier, f->tier) && f->at >= r->valid_from && f->at < r->valid_until &&
 		label_matches(r, f, LABEL_CHANNEL) && label_matches(r, f, LABEL_CATEGORY) &&
-		label_matches(r, f, LABEL_STORE);
+		label_matches(r, f, LABEL_STORE) && conditions_hold(r, f);
 }
 
 static bool

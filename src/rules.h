@@ -12,7 +12,11 @@
 
 #include "program.h"
 
-/* What a purchase looks like to the rules. */
+/*
+ * What a purchase looks like to the rules.  (The purchase triggers sort
+ * arrays of purchases that hold it: its size is what a bulk insert moves,
+ * so the flags fill what would be padding.)
+ */
 typedef struct PurchaseFacts
 {
 	Numeric		amount;
@@ -20,8 +24,11 @@ typedef struct PurchaseFacts
 	const char *tier;
 	/* channel, category, store in the column's type; null when not tracked */
 	Datum		label[NUM_LABELS];
-	bool		label_null[NUM_LABELS];
 	const struct RuleLabels *rule_labels;	/* the rules' values in those types */
+	RuleBits	cond;			/* whose conditions hold (conditions.c) */
+	bool		label_null[NUM_LABELS];
+	bool		reversed;		/* its status is a reversed one: it earns nothing */
+	bool		duplicate;		/* its reference came earlier in the statement */
 } PurchaseFacts;
 
 /* What a purchase earns under the rules, before caps. */

@@ -30,6 +30,12 @@ CREATE FUNCTION loyalty._tracked_table_deactivate(tbl regclass) RETURNS boolean
 CREATE FUNCTION loyalty._tracked_table_problem(track_id integer) RETURNS text
 	AS 'MODULE_PATHNAME', 'loyalty_tracked_table_problem' LANGUAGE C STABLE;
 
+-- Why the active rules of a tracked table's program can no longer read it
+-- (a column a condition names is gone, or of a type conditions do not
+-- compare; NULL: they can).  For the alter guard.
+CREATE FUNCTION loyalty._rule_columns_problem(track_id integer) RETURNS text
+	AS 'MODULE_PATHNAME', 'loyalty_rule_columns_problem' LANGUAGE C STABLE;
+
 CREATE FUNCTION loyalty._drop_triggers(tbl regclass) RETURNS void
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp

@@ -20,6 +20,18 @@ CREATE FUNCTION loyalty._renamed(relid oid, col name, attnum smallint) RETURNS n
 				ELSE (SELECT a.attname FROM pg_attribute a
 					   WHERE a.attrelid = relid AND a.attnum = _renamed.attnum) END;
 
+-- An earning rule's conditions after a rename of attnum of relid: each key
+-- that is not a role of the table (roles) and names no column any more is
+-- the renamed column (the active rules' keys named columns of the table).
+CREATE FUNCTION loyalty._renamed_conditions(conditions jsonb, relid oid, attnum smallint, roles text[])
+	RETURNS jsonb
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+	RETURN (SELECT jsonb_object_agg(CASE WHEN e.key = ANY (roles) OR octet_length(e.key) >= 64 THEN e.key
+										 ELSE loyalty._renamed(relid, e.key::name, attnum)::text END,
+									e.value)
+			  FROM jsonb_each(conditions) AS e);
+
 CREATE FUNCTION loyalty._alter_guard() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -50,10 +62,25 @@ BEGIN
 			UPDATE loyalty.kpi_settings x
 			   SET customer_key_column = loyalty._renamed(c.objid, x.customer_key_column, c.objsubid::smallint)
 			 WHERE x.customers_table = c.objid;
+			-- and the conditions of the active rules that name it (their
+			-- trigger checks them against every table the program tracks)
+			UPDATE loyalty.earning_rules r
+			   SET conditions = n.conditions
+			  FROM (SELECT r2.id, loyalty._renamed_conditions(r2.conditions, c.objid, c.objsubid::smallint,
+															   array_remove(ARRAY['amount',
+																	CASE WHEN x.channel_column IS NOT NULL THEN 'channel' END,
+																	CASE WHEN x.category_column IS NOT NULL THEN 'category' END,
+																	CASE WHEN x.store_column IS NOT NULL THEN 'store' END],
+																NULL)) AS conditions
+					  FROM loyalty.earning_rules r2
+					  JOIN loyalty.tracked_tables x ON x.program_id = r2.program_id
+					 WHERE x.table_name = c.objid AND x.active AND r2.active
+					   AND r2.conditions IS NOT NULL) AS n
+			 WHERE r.id = n.id AND r.conditions IS DISTINCT FROM n.conditions;
 		END IF;
 		FOR t IN SELECT x.id, x.table_name FROM loyalty.tracked_tables x
 				  WHERE x.table_name = c.objid AND x.active LOOP
-			problem := loyalty._tracked_table_problem(t.id);
+			problem := coalesce(loyalty._tracked_table_problem(t.id), loyalty._rule_columns_problem(t.id));
 			IF problem IS NOT NULL THEN
 				RAISE EXCEPTION 'table % is tracked by loyalty: %', t.table_name, problem
 					USING ERRCODE = 'LY020',

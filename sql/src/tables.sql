@@ -105,6 +105,9 @@ CREATE TABLE loyalty.earning_rules (
 	hour_from		integer CHECK (hour_from BETWEEN 0 AND 23),
 	hour_until		integer CHECK (hour_until BETWEEN 0 AND 24),
 	min_amount		numeric CHECK (min_amount >= 0),
+	-- conditions on any purchase column, as {"currency": {"not": "SGD"}}: the
+	-- grammar is checked by the trigger earning_rule_check (src/conditions.c)
+	conditions		jsonb CONSTRAINT conditions_are_an_object CHECK (jsonb_typeof(conditions) = 'object'),
 	-- effects
 	multiplier		numeric CHECK (multiplier >= 0),
 	points			bigint CHECK (points >= 0),
@@ -309,7 +312,9 @@ CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lo
 CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.tiers
 	FOR EACH STATEMENT EXECUTE FUNCTION loyalty.config_changed();
 -- A rule's channel, category and store must be values of the columns of the
--- tables its program tracks: they are compared by value (src/labels.c).
+-- tables its program tracks: they are compared by value (src/labels.c).  Its
+-- conditions must be in their grammar, name columns of those tables that the
+-- writer may read, and hold values of their types (src/conditions.c).
 CREATE FUNCTION loyalty.earning_rule_check() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'loyalty_earning_rule_check' LANGUAGE C;
 CREATE TRIGGER earning_rule_check AFTER INSERT OR UPDATE ON loyalty.earning_rules

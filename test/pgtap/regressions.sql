@@ -2,7 +2,7 @@
 \ir preamble.psql
 CREATE EXTENSION loyalty;
 SET TimeZone = 'UTC';
-SELECT plan(25);
+SELECT plan(27);
 
 -- Expiry runs from the release: a month-end expiry with a 14-day pending
 -- period used to make every purchase in a month's last 14 days an error.
@@ -121,6 +121,23 @@ SELECT is(loyalty.balance('v2', program => 'p21a'), 40::bigint,
 SELECT is((SELECT count(*) FROM loyalty.ledger l JOIN loyalty.programs p ON p.id = l.program_id
 			WHERE p.code = 'p21b')::int, 0, 'program B paid nothing');
 SELECT is_empty($$SELECT * FROM loyalty.verify() WHERE member_key IN ('v1', 'v2')$$, 'verify() is clean');
+
+-- A label column given another type by ALTER TABLE changed no configuration:
+-- a backend that had read the rule's store '7' as text compared it with
+-- the integer column as text, and crashed (signal 11) on the next purchase.
+INSERT INTO loyalty.programs (code, name) VALUES ('p22', 'Retyped');
+CREATE TABLE retyped_orders (id int PRIMARY KEY, customer text, total numeric, store text);
+SELECT loyalty.track_purchases('retyped_orders', 'customer', 'total', store_column => 'store', program => 'p22') \g /dev/null
+INSERT INTO loyalty.earning_rules (program_id, name, kind, multiplier, store)
+SELECT id, 'store 7 x2', 'multiplier', 2, '7' FROM loyalty.programs WHERE code = 'p22';
+INSERT INTO retyped_orders VALUES (1, 'u1', 10, '7');
+ALTER TABLE retyped_orders ALTER COLUMN store TYPE integer USING store::integer;
+INSERT INTO retyped_orders VALUES (2, 'u1', 10, 7), (3, 'u1', 10, 8);
+SELECT is(loyalty.balance('u1', program => 'p22'), 20 + 20 + 10::bigint,
+		  'after the column became an integer the rule''s ''7'' is read again as the integer 7');
+ALTER TABLE retyped_orders ALTER COLUMN store TYPE boolean USING store = 7;
+SELECT throws_ok($$INSERT INTO retyped_orders VALUES (4, 'u1', 10, true)$$, 'LY008', NULL,
+				 'and after it became a boolean, the rule''s ''7'' is refused');
 
 SELECT * FROM finish();
 ROLLBACK;
