@@ -51,10 +51,12 @@ COMMENT ON TABLE loyalty.programs IS 'loyalty programs, one row each; configure 
 -- Every per-member table leads its primary key with (program_id,
 -- member_key): a member's rows are found, locked and (on a sharded
 -- database) placed by the application's own key; nothing per member has a
--- surrogate id (design/0.2-data-model.md).
+-- surrogate id (design/0.2-data-model.md).  A key is an identifier, not
+-- words: it is compared byte by byte (COLLATE "C"), which is what its
+-- indexes and the members' lock order need, and costs no locale's rules.
 CREATE TABLE loyalty.members (
 	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	balance			loyalty.lots NOT NULL DEFAULT '{}',
 	enrolled_at		timestamptz NOT NULL DEFAULT now(),
 	last_activity_at timestamptz,	-- the latest activity instant (docs/concepts.md, Inactivity)
@@ -157,7 +159,7 @@ COMMENT ON TABLE loyalty.tiers IS
 
 CREATE TABLE loyalty.tier_history (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	-- orders a member's changes recorded at the same effective instant
 	id				bigserial NOT NULL,
 	from_tier		text,
@@ -223,7 +225,7 @@ CREATE TABLE loyalty.ledger (
 	-- functions, which hold the member's row lock; a per-row RI check would
 	-- cost more than the insert itself.  verify() reports orphans.
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	-- the member's entries in the order they were written: 1, 2, ...; an
 	-- entry takes the member's greatest seq + 1 under the member's row lock
 	seq				bigint NOT NULL,
@@ -350,7 +352,7 @@ COMMENT ON TABLE loyalty.rewards IS
 -- a redemption is named by its redeem entry: (program_id, member_key, seq)
 CREATE TABLE loyalty.reward_redemptions (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	seq				bigint NOT NULL,
 	reward_id		integer NOT NULL REFERENCES loyalty.rewards (id),
 	reference		text,
@@ -370,7 +372,7 @@ COMMENT ON TABLE loyalty.reward_redemptions IS
 -- donate() may send points to.
 CREATE TABLE loyalty.causes (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	name			text NOT NULL,
 	active			boolean NOT NULL DEFAULT true,
 	created_at		timestamptz NOT NULL DEFAULT now(),
@@ -398,11 +400,11 @@ COMMENT ON TABLE loyalty.event_rules IS
 -- an event is named by its earn entry: (program_id, member_key, seq)
 CREATE TABLE loyalty.events (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	seq				bigint NOT NULL,
 	action			text NOT NULL,
 	reference		text NOT NULL,
-	referred_key	text,
+	referred_key	text COLLATE "C",
 	occurred_at		timestamptz NOT NULL,
 	points			bigint NOT NULL,
 	recorded_at		timestamptz NOT NULL DEFAULT now(),

@@ -65,7 +65,7 @@ SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "de
 	$$VALUES ('pending', 50::bigint, '{pending 50 from 2030-01-02 09:00:00+00 until 2031-01-02 09:00:00+00}', 'signup-ann',
 			  '2030-01-02 09:00+00'::timestamptz)$$,
 	'signup earns 50 points at the event time, expiring as the program says');
-SELECT results_eq($$SELECT member_key, action, reference, occurred_at, points, seq FROM loyalty.events$$,
+SELECT results_eq($$SELECT member_key COLLATE "default", action, reference, occurred_at, points, seq FROM loyalty.events$$,
 	$$SELECT 'ann'::text, 'signup'::text, 'signup-ann'::text, '2030-01-02 09:00+00'::timestamptz, 50::bigint, seq FROM s1$$,
 	'the event is recorded with its ledger entry');
 SELECT is((loyalty.record_event('ann', 'signup', 'signup-ann', '2030-01-02 09:00+00')).seq, (SELECT seq FROM s1),

@@ -49,7 +49,7 @@ SELECT loyalty.earn('eve', 60, 'e3', now() - interval '5 days') \g /dev/null
 SELECT loyalty.earn('zoe', 100, 'z2', now() - interval '1 day', 'club') \g /dev/null
 
 SELECT results_eq(
-	$$SELECT member_key, available, pending, debt FROM loyalty.member_summary ORDER BY member_key$$,
+	$$SELECT member_key COLLATE "default", available, pending, debt FROM loyalty.member_summary ORDER BY member_key$$,
 	$$VALUES ('ann', 500::bigint, 40::bigint, 0::bigint), ('bob', -300, 0, 300), ('cat', -100, 250, 100),
 			 ('dan', -200, 80, 200), ('eve', -50, 90, 50), ('zoe', -70, 100, 70)$$,
 	'the members: debt, pending points, and available points net of debt');

@@ -97,7 +97,7 @@ SELECT results_eq($$SELECT kind::text, points, lots::text, reference COLLATE "de
 	$$VALUES ('redeem', -50::bigint, loyalty.lots_add('{}', 50, now() - interval '335 days' + interval '1 year')::text, 'r1')$$,
 	'redeem_reward writes a redeem entry that draws from the lot expiring soonest');
 SELECT is(loyalty.balance('ann'), 550::bigint, 'ann has 550 points left');
-SELECT results_eq($$SELECT r.code, x.member_key, x.seq, x.redeemed_at, x.cancelled_at FROM loyalty.reward_redemptions x JOIN loyalty.rewards r ON r.id = x.reward_id$$,
+SELECT results_eq($$SELECT r.code, x.member_key COLLATE "default", x.seq, x.redeemed_at, x.cancelled_at FROM loyalty.reward_redemptions x JOIN loyalty.rewards r ON r.id = x.reward_id$$,
 	$$SELECT 'vip'::text, 'ann'::text, (SELECT seq FROM r1), now(), NULL::timestamptz$$,
 	'the redemption is recorded with its ledger entry');
 SELECT is((loyalty.redeem_reward('ann', 'vip', 'r1')).seq, (SELECT seq FROM r1), 'a repeat returns the first entry');

@@ -45,7 +45,7 @@ UPDATE loyalty.members SET last_activity_at = now() - interval '7 months',
 
 -- member_summary
 SELECT results_eq(
-	$$SELECT member_key, available, pending, expiring_30d, debt, tier, lifetime_spend, lifetime_orders
+	$$SELECT member_key COLLATE "default", available, pending, expiring_30d, debt, tier, lifetime_spend, lifetime_orders
 		FROM loyalty.member_summary ORDER BY program_code DESC, member_key$$,
 	$$VALUES ('ann', 250::bigint, 40::bigint, 50::bigint, 0::bigint, NULL::text, 0::numeric, 0::bigint),
 			 ('bob', 200, 0, 0, 0, 'Silver', 200, 2),
@@ -166,7 +166,7 @@ SELECT results_eq(
 SELECT is_empty($$SELECT 1 FROM loyalty.leaderboard WHERE period = 'month'$$,
 				'leaderboard: nobody bought this month');
 SELECT results_eq(
-	$$SELECT member_key, rank, points FROM loyalty.leaderboard(
+	$$SELECT member_key COLLATE "default", rank, points FROM loyalty.leaderboard(
 		(SELECT (m0 - interval '2 months')::date FROM t0), (SELECT (m0 - interval '2 months')::date FROM t0))$$,
 	$$VALUES ('bob', 1::bigint, 50::bigint)$$,
 	'leaderboard(): one month, refunded purchases excluded');

@@ -82,7 +82,7 @@ $$;
 -- the new tables, as sql/src/tables.sql creates them
 CREATE TABLE loyalty.members (
 	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	balance			loyalty.lots NOT NULL DEFAULT '{}',
 	enrolled_at		timestamptz NOT NULL DEFAULT now(),
 	last_activity_at timestamptz,	-- the latest activity instant (docs/concepts.md, Inactivity)
@@ -107,7 +107,7 @@ COMMENT ON TABLE loyalty.members IS
 
 CREATE TABLE loyalty.tier_history (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	-- orders a member's changes recorded at the same effective instant
 	id				bigserial NOT NULL,
 	from_tier		text,
@@ -128,7 +128,7 @@ CREATE TABLE loyalty.ledger (
 	-- functions, which hold the member's row lock; a per-row RI check would
 	-- cost more than the insert itself.  verify() reports orphans.
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	-- the member's entries in the order they were written: 1, 2, ...; an
 	-- entry takes the member's greatest seq + 1 under the member's row lock
 	seq				bigint NOT NULL,
@@ -151,7 +151,7 @@ COMMENT ON TABLE loyalty.ledger IS
 -- a redemption is named by its redeem entry: (program_id, member_key, seq)
 CREATE TABLE loyalty.reward_redemptions (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	seq				bigint NOT NULL,
 	reward_id		integer NOT NULL REFERENCES loyalty.rewards (id),
 	reference		text,
@@ -165,7 +165,7 @@ COMMENT ON TABLE loyalty.reward_redemptions IS
 
 CREATE TABLE loyalty.causes (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	name			text NOT NULL,
 	active			boolean NOT NULL DEFAULT true,
 	created_at		timestamptz NOT NULL DEFAULT now(),
@@ -177,11 +177,11 @@ COMMENT ON TABLE loyalty.causes IS 'members that are cause accounts and may rece
 -- an event is named by its earn entry: (program_id, member_key, seq)
 CREATE TABLE loyalty.events (
 	program_id		integer NOT NULL,
-	member_key		text NOT NULL,
+	member_key		text COLLATE "C" NOT NULL,
 	seq				bigint NOT NULL,
 	action			text NOT NULL,
 	reference		text NOT NULL,
-	referred_key	text,
+	referred_key	text COLLATE "C",
 	occurred_at		timestamptz NOT NULL,
 	points			bigint NOT NULL,
 	recorded_at		timestamptz NOT NULL DEFAULT now(),
