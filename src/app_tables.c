@@ -477,23 +477,43 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	loyalty_become_owner(loyalty_table("tracked_tables"), &saved);
-	if (SPI_execute_with_args("INSERT INTO loyalty.tracked_tables AS tt"
-							  " (table_name, program_id, member_column, amount_column, time_column,"
-							  " reference_columns, status_column, reversed_statuses, channel_column,"
-							  " category_column, store_column, active)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true)"
-							  " ON CONFLICT (table_name) DO UPDATE"
-							  " SET program_id = excluded.program_id, member_column = excluded.member_column,"
-							  " amount_column = excluded.amount_column, time_column = excluded.time_column,"
-							  " reference_columns = excluded.reference_columns,"
-							  " status_column = excluded.status_column,"
-							  " reversed_statuses = excluded.reversed_statuses,"
-							  " channel_column = excluded.channel_column,"
-							  " category_column = excluded.category_column,"
-							  " store_column = excluded.store_column, active = true"
+
+	/*
+	 * The program's tracking of the table, replaced; else the untracked
+	 * tracking of the table created last, taken over (a table moved to
+	 * another program: its purchases awarded before are still corrected, in
+	 * the program that awarded them); else a new tracking.
+	 */
+	if (SPI_execute_with_args("UPDATE loyalty.tracked_tables AS tt"
+							  " SET program_id = $2, member_column = $3, amount_column = $4,"
+							  " time_column = $5, reference_columns = $6, status_column = $7,"
+							  " reversed_statuses = $8, channel_column = $9, category_column = $10,"
+							  " store_column = $11, active = true"
+							  " WHERE tt.id = (SELECT max(x.id) FROM loyalty.tracked_tables x"
+							  "                 WHERE x.table_name = $1 AND NOT x.active)"
+							  " AND NOT EXISTS (SELECT 1 FROM loyalty.tracked_tables y"
+							  "                  WHERE y.table_name = $1 AND y.program_id = $2)"
 							  " RETURNING tt.id",
-							  11, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
+							  11, argtypes, values, nulls, false, 1) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not write loyalty.tracked_tables");
+	if (SPI_processed == 0 &&
+		(SPI_execute_with_args("INSERT INTO loyalty.tracked_tables AS tt"
+							   " (table_name, program_id, member_column, amount_column, time_column,"
+							   " reference_columns, status_column, reversed_statuses, channel_column,"
+							   " category_column, store_column, active)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true)"
+							   " ON CONFLICT (table_name, program_id) DO UPDATE"
+							   " SET member_column = excluded.member_column,"
+							   " amount_column = excluded.amount_column, time_column = excluded.time_column,"
+							   " reference_columns = excluded.reference_columns,"
+							   " status_column = excluded.status_column,"
+							   " reversed_statuses = excluded.reversed_statuses,"
+							   " channel_column = excluded.channel_column,"
+							   " category_column = excluded.category_column,"
+							   " store_column = excluded.store_column, active = true"
+							   " RETURNING tt.id",
+							   11, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+		 SPI_processed != 1))
 		elog(ERROR, "could not write loyalty.tracked_tables");
 	loyalty_end_owner(&saved);
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -504,16 +524,18 @@ loyalty_tracked_table_save(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty._tracked_table_deactivate(tbl): mark the table's row inactive;
- * true if it was active.  Needs the same right as tracking it.
+ * loyalty._tracked_table_deactivate(tbl, program_id): mark the table's
+ * tracking for the program inactive (program_id NULL: every tracking of
+ * it); true if one was active.  Needs the same right as tracking it.
  */
 Datum
 loyalty_tracked_table_deactivate(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
 	AsOwner		saved;
-	Oid			argtypes[1] = {REGCLASSOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {REGCLASSOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
 	bool		found;
 
 	loyalty_require_arg(fcinfo, 0, "table");
@@ -524,12 +546,14 @@ loyalty_tracked_table_deactivate(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to untrack table \"%s\"", get_rel_name(relid)),
 				 errdetail("It takes the table's ownership or the TRIGGER privilege on it.")));
 	values[0] = ObjectIdGetDatum(relid);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	loyalty_become_owner(loyalty_table("tracked_tables"), &saved);
 	if (SPI_execute_with_args("UPDATE loyalty.tracked_tables SET active = false"
-							  " WHERE table_name = $1 AND active",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+							  " WHERE table_name = $1 AND ($2 IS NULL OR program_id = $2) AND active",
+							  2, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not write loyalty.tracked_tables");
 	loyalty_end_owner(&saved);
 	found = SPI_processed > 0;

@@ -95,6 +95,24 @@ award_program(TrackCols *tc, const char *member_key, const char *reference)
 }
 
 /*
+ * Another tracking of the table, for another program, awarded the member's
+ * purchase: it was in the table before this tracking began, and belongs to
+ * that one, which corrects it; this one leaves it alone (docs/concepts.md).
+ */
+static bool
+awarded_by_other(TrackCols *tc, const char *member_key, const char *reference)
+{
+	Datum		args[3];
+
+	args[0] = CStringGetTextDatum(member_key);
+	args[1] = Int32GetDatum(tc->track_id);
+	args[2] = CStringGetTextDatum(reference);
+	if (loyalty_purchase_exec(STMT_AWARDED_BY_OTHER, NULL, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the purchase's award");
+	return SPI_processed > 0;
+}
+
+/*
  * The member a purchase is being moved from by the UPDATE at hand (NULL:
  * none): the new member's award then says "purchase moved".
  */
@@ -117,11 +135,11 @@ awarded_elsewhere(TrackCols *tc, const char *reference)
  */
 static bool
 read_row(Relation rel, TupleDesc desc, HeapTuple tuple, const TrackCols *track, TrackCols *tc,
-		 ProgramConf **prog, Purchase *p, int32 fallback_program)
+		 ProgramConf **prog, Purchase *p, int32 fallback_program, bool *foreign)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 	bool		has;
-	int32		awarded_in;
+	int32		awarded_in = 0;
 
 	*tc = *track;
 	*prog = loyalty_program_conf(tc->program_id);
@@ -139,6 +157,7 @@ read_row(Relation rel, TupleDesc desc, HeapTuple tuple, const TrackCols *track, 
 		loyalty_track_labels(tc, rel, *prog);
 		has = loyalty_read_purchase(slot, tc, *prog, p);
 	}
+	*foreign = has && awarded_in == 0 && awarded_by_other(tc, p->member_key, p->reference);
 	ExecDropSingleTupleTableSlot(slot);
 	return has;
 }
@@ -363,7 +382,7 @@ correct_purchase(bool has_old, TrackCols *oldtc, ProgramConf *oldprog, Purchase 
  */
 static bool
 moved_purchase(Relation rel, HeapTuple old, const TrackCols *track, TrackCols *tc,
-			   ProgramConf **prog, Purchase *p, int32 old_program)
+			   ProgramConf **prog, Purchase *p, int32 old_program, bool *foreign)
 {
 	List	   *ancestors;
 	HeapTuple	row;
@@ -377,7 +396,7 @@ moved_purchase(Relation rel, HeapTuple old, const TrackCols *track, TrackCols *t
 	row = loyalty_moved_row(llast_oid(ancestors), rel, old, track->ref, track->nref, &desc);
 	if (row == NULL)
 		return false;
-	return read_row(rel, desc, row, track, tc, prog, p, old_program);
+	return read_row(rel, desc, row, track, tc, prog, p, old_program, foreign);
 }
 
 Datum
@@ -392,7 +411,9 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 	Purchase	oldp,
 				newp;
 	bool		has_old,
-				has_new = false;
+				has_new = false,
+				old_foreign = false,
+				new_foreign = false;
 	Relation	rel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
@@ -409,15 +430,26 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 	loyalty_load_track(loyalty_track_id_arg(trigdata), rel, &track);
 
 	has_old = read_row(rel, RelationGetDescr(rel), trigdata->tg_trigtuple, &track, &oldtc, &oldprog,
-					   &oldp, 0);
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+					   &oldp, 0, &old_foreign);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && !old_foreign)
 		has_new = read_row(rel, RelationGetDescr(rel), trigdata->tg_newtuple, &track, &newtc, &newprog,
-						   &newp, has_old ? oldtc.program_id : 0);
+						   &newp, has_old ? oldtc.program_id : 0, &new_foreign);
 
-	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	/*
+	 * A purchase that another tracking of the table awarded, and this one
+	 * did not, is that one's: this one leaves it alone (a new version of it
+	 * is no purchase of this one's).
+	 */
+	if (new_foreign)
+		has_new = false;
+	if (old_foreign)
+		;
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		if (has_old && moved_purchase(rel, trigdata->tg_trigtuple, &track, &newtc, &newprog, &newp,
-								   oldtc.program_id))
+		bool		moved = has_old && moved_purchase(rel, trigdata->tg_trigtuple, &track, &newtc,
+													  &newprog, &newp, oldtc.program_id, &new_foreign);
+
+		if (moved && !new_foreign)
 			correct_purchase(has_old, &oldtc, oldprog, &oldp, true, &newtc, newprog, &newp);
 		else if (has_old)
 			loyalty_settle_purchase(&oldtc, oldprog, &oldp, false, &oldp, "purchase deleted");

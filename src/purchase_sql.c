@@ -194,6 +194,20 @@ static const PurchaseStatement statements[NUM_PURCHASE_STMTS] = {
 		3, {TEXTOID, INT4OID, TEXTOID}
 	},
 	/*
+	 * whether another tracking of the same table awarded a member's
+	 * purchase (a table tracked for several programs): one probe of
+	 * ledger_purchase_award per other tracking
+	 */
+	[STMT_AWARDED_BY_OTHER] = {
+		"SELECT 1 FROM loyalty.ledger"
+		" WHERE member_key = $1 AND reference = $3 AND kind IN ('earn', 'pending')"
+		" AND track_id = ANY (ARRAY(SELECT x.id FROM loyalty.tracked_tables x"
+		" JOIN loyalty.tracked_tables y ON y.table_name = x.table_name"
+		" WHERE y.id = $2 AND x.id <> $2))"
+		" LIMIT 1",
+		3, {TEXTOID, INT4OID, TEXTOID}
+	},
+	/*
 	 * of refused awards, those whose purchase holds nothing (it was deleted)
 	 * and was awarded in this program (docs/concepts.md: a purchase belongs
 	 * to the program that awarded it)

@@ -23,7 +23,8 @@ CREATE FUNCTION loyalty._tracked_table_save(tbl regclass, program_id integer, me
 	RETURNS integer
 	AS 'MODULE_PATHNAME', 'loyalty_tracked_table_save' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION loyalty._tracked_table_deactivate(tbl regclass) RETURNS boolean
+-- program_id NULL: every tracking of the table.
+CREATE FUNCTION loyalty._tracked_table_deactivate(tbl regclass, program_id integer) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'loyalty_tracked_table_deactivate' LANGUAGE C VOLATILE;
 
 -- Why a tracked table cannot be read as configured now (NULL: it can).
@@ -36,7 +37,10 @@ CREATE FUNCTION loyalty._tracked_table_problem(track_id integer) RETURNS text
 CREATE FUNCTION loyalty._rule_columns_problem(track_id integer) RETURNS text
 	AS 'MODULE_PATHNAME', 'loyalty_rule_columns_problem' LANGUAGE C STABLE;
 
-CREATE FUNCTION loyalty._drop_triggers(tbl regclass) RETURNS void
+-- The triggers of one tracking of tbl (track_id NULL: of all), known by
+-- their names, function and argument: a table tracked for several
+-- programs has one set per tracking, named with its id.
+CREATE FUNCTION loyalty._drop_triggers(tbl regclass, track_id integer) RETURNS void
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -46,11 +50,14 @@ BEGIN
 	-- the table's, and the statement triggers of its partitions (the row
 	-- trigger's clones go with the table's)
 	FOR t IN SELECT g.tgname, g.tgrelid::regclass AS rel FROM pg_trigger g
-			  WHERE (g.tgrelid = tbl AND g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_change',
-													  'loyalty_purchase_moves'))
-				 OR (g.tgrelid IN (SELECT relid FROM pg_partition_tree(tbl) WHERE relid <> tbl)
-					 AND g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_moves')
-					 AND g.tgfoid = 'loyalty.purchase_insert()'::regprocedure)
+			  WHERE (g.tgrelid = tbl OR g.tgrelid IN (SELECT relid FROM pg_partition_tree(tbl)))
+				AND g.tgparentid = 0
+				AND g.tgname ~ '^loyalty_purchase_(insert|change|moves)_[0-9]+$'
+				AND g.tgfoid IN ('loyalty.purchase_insert()'::regprocedure, 'loyalty.purchase_change()'::regprocedure)
+				AND (g.tgrelid = tbl OR g.tgfoid = 'loyalty.purchase_insert()'::regprocedure)
+				AND (track_id IS NULL
+					 OR split_part(encode(g.tgargs, 'escape'), '\000', 1) = track_id::text)
+			  ORDER BY g.tgrelid::regclass::text, g.tgname
 	LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
 	END LOOP;
@@ -65,7 +72,8 @@ $$;
 -- partition's DELETE row trigger: the partitioned table and its partitioned
 -- partitions get an UPDATE statement trigger that passes the new rows
 -- through the insert trigger's function, which awards the moved ones
--- (src/purchase_insert.c).  Called by track_purchases() and, for partitions
+-- (src/purchase_insert.c).  Each tracking of the table has its own, named
+-- with its id.  Called by track_purchases() and, for partitions
 -- created or attached later, by the event trigger loyalty_partition_guard.
 CREATE FUNCTION loyalty._partition_triggers(tbl regclass, track_id integer) RETURNS void
 	LANGUAGE plpgsql
@@ -78,8 +86,8 @@ BEGIN
 	-- and every partitioned partition
 	FOR t IN SELECT x.relid, g.name, g.on_insert
 			   FROM pg_partition_tree(tbl) x JOIN pg_class c ON c.oid = x.relid
-			  CROSS JOIN (VALUES ('loyalty_purchase_insert', true),
-								 ('loyalty_purchase_moves', false)) AS g(name, on_insert)
+			  CROSS JOIN (VALUES ('loyalty_purchase_insert_' || track_id, true),
+								 ('loyalty_purchase_moves_' || track_id, false)) AS g(name, on_insert)
 			  WHERE CASE WHEN g.on_insert THEN x.relid <> tbl AND c.relkind IN ('r', 'p')
 								 ELSE c.relkind = 'p' END
 				AND NOT EXISTS (SELECT 1 FROM pg_trigger y WHERE y.tgrelid = x.relid AND y.tgname = g.name)
@@ -118,19 +126,21 @@ BEGIN
 	IF tbl IS NULL OR member_column IS NULL OR amount_column IS NULL THEN
 		RAISE EXCEPTION 'table, member column and amount column are required' USING ERRCODE = '22004';
 	END IF;
-	-- reference_columns NULL: the primary key's
+	-- reference_columns NULL: the primary key's.  The program's tracking of
+	-- the table if it has one, else an untracked one it takes over (a table
+	-- moved to another program), else a new one (docs/concepts.md)
 	track_id := loyalty._tracked_table_save(tbl, p.id, member_column, amount_column, time_column,
 											reference_columns, status_column,
 											coalesce(reversed_statuses, '{}'), channel_column,
 											category_column, store_column);
-	PERFORM loyalty._drop_triggers(tbl);
-	EXECUTE format('CREATE TRIGGER loyalty_purchase_insert AFTER INSERT ON %s'
+	PERFORM loyalty._drop_triggers(tbl, track_id);
+	EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s'
 				   ' REFERENCING NEW TABLE AS loyalty_new_purchases'
 				   ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
-				   tbl, track_id);
-	EXECUTE format('CREATE TRIGGER loyalty_purchase_change AFTER UPDATE OR DELETE ON %s'
+				   'loyalty_purchase_insert_' || track_id, tbl, track_id);
+	EXECUTE format('CREATE TRIGGER %I AFTER UPDATE OR DELETE ON %s'
 				   ' FOR EACH ROW EXECUTE FUNCTION loyalty.purchase_change(%L)',
-				   tbl, track_id);
+				   'loyalty_purchase_change_' || track_id, tbl, track_id);
 	PERFORM loyalty._partition_triggers(tbl, track_id);
 	RETURN track_id;
 END
@@ -138,17 +148,28 @@ $$;
 COMMENT ON FUNCTION loyalty.track_purchases(regclass, name, name, name, name[], name, text[], name, name, name, text) IS
 	'award points for the rows of an application table; returns the tracking id';
 
-CREATE FUNCTION loyalty.untrack_purchases(tbl regclass) RETURNS boolean
+CREATE FUNCTION loyalty.untrack_purchases(tbl regclass, program text DEFAULT NULL) RETURNS boolean
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, loyalty, pg_temp
 AS $$
+DECLARE
+	p loyalty.programs;
+	track_id integer;
 BEGIN
-	PERFORM loyalty._drop_triggers(tbl);
+	-- program NULL: every tracking of the table
+	IF program IS NOT NULL THEN
+		p := loyalty._program(program);
+		SELECT x.id INTO track_id FROM loyalty.tracked_tables x
+		 WHERE x.table_name = tbl AND x.program_id = p.id;
+		IF track_id IS NULL THEN
+			RETURN false;
+		END IF;
+	END IF;
+	PERFORM loyalty._drop_triggers(tbl, track_id);
 	-- the row stays (inactive): awards keep their link, and tracking again
 	-- reuses the id so that no purchase is awarded twice
-	RETURN loyalty._tracked_table_deactivate(tbl);
+	RETURN loyalty._tracked_table_deactivate(tbl, p.id);
 END
 $$;
-COMMENT ON FUNCTION loyalty.untrack_purchases(regclass) IS
-	'stop awarding points for a table; earlier awards stay in the ledger';
-
+COMMENT ON FUNCTION loyalty.untrack_purchases(regclass, text) IS
+	'stop awarding points for a table, in one program or all; earlier awards stay in the ledger';

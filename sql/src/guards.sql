@@ -122,8 +122,9 @@ END
 $$;
 
 -- Partitions follow their tracked table: one created (CREATE TABLE ...
--- PARTITION OF) or attached gets the statement triggers; one detached loses
--- them, so that inserts into it neither earn nor fail.
+-- PARTITION OF) or attached gets the statement triggers of every tracking
+-- of the table; one detached loses them, so that inserts into it neither
+-- earn nor fail.
 CREATE FUNCTION loyalty._partition_guard() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, loyalty, pg_temp
@@ -141,7 +142,7 @@ BEGIN
 		PERFORM loyalty._partition_triggers(t.table_name, t.id);
 	END LOOP;
 	FOR t IN SELECT g.tgname, g.tgrelid::regclass AS rel FROM pg_trigger g
-			  WHERE g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_moves')
+			  WHERE g.tgname ~ '^loyalty_purchase_(insert|moves)_[0-9]+$'
 				AND g.tgfoid = 'loyalty.purchase_insert()'::regprocedure
 				AND NOT EXISTS (SELECT 1 FROM loyalty.tracked_tables x
 								 WHERE x.id = split_part(encode(g.tgargs, 'escape'), '\000', 1)::integer

@@ -194,7 +194,7 @@ CREATE INDEX tier_events_unhandled ON loyalty.tier_events (id) WHERE handled_at 
 CREATE TABLE loyalty.tracked_tables (
 	id				serial PRIMARY KEY,
 	-- NULL once the table is dropped (the row stays: awards keep their link)
-	table_name		regclass UNIQUE,
+	table_name		regclass,
 	program_id		integer NOT NULL REFERENCES loyalty.programs (id),
 	member_column	name NOT NULL,
 	amount_column	name NOT NULL,
@@ -211,7 +211,9 @@ CREATE TABLE loyalty.tracked_tables (
 	dropped_name	text,
 	dropped_at		timestamptz,
 	CONSTRAINT dropped_tables_are_inactive
-		CHECK ((table_name IS NULL) = (dropped_at IS NOT NULL) AND (table_name IS NOT NULL OR NOT active))
+		CHECK ((table_name IS NULL) = (dropped_at IS NOT NULL) AND (table_name IS NOT NULL OR NOT active)),
+	-- a table may be tracked for several programs, once for each
+	CONSTRAINT one_tracking_per_program UNIQUE (table_name, program_id)
 );
 COMMENT ON TABLE loyalty.tracked_tables IS
 	'application tables whose rows earn points; written only by track_purchases()/untrack_purchases()';

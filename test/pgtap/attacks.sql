@@ -356,7 +356,7 @@ SELECT is(pg_temp.state_as('shopowner', $$
 	'ok', 'shopowner creates a partition and puts an order in it');
 SELECT is((SELECT array_agg(DISTINCT ran_as::text) FROM public.ran WHERE attack = 'policy on a moved row'),
 	ARRAY['shopowner'], 'the policy ran, as the table''s owner only');
-SELECT is((SELECT array_agg(tgname::text ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'public.sales_3'::regclass),
+SELECT is((SELECT array_agg(regexp_replace(tgname, '_[0-9]+$', '') ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'public.sales_3'::regclass),
 	'{loyalty_purchase_change,loyalty_purchase_insert}', 'the new partition got the row trigger and the insert trigger');
 SELECT is(loyalty.balance('pam', '2030-06-01'), 15::bigint, 'the order in the new partition earned');
 SELECT * FROM pg_temp.held('policy on a partitioned table');

@@ -107,6 +107,9 @@ CREATE TABLE moved_orders (id int PRIMARY KEY, customer text, total numeric);
 SELECT loyalty.track_purchases('moved_orders', 'customer', 'total', program => 'p21a') \g /dev/null
 INSERT INTO moved_orders VALUES (1, 'v1', 10);
 INSERT INTO moved_orders SELECT i, 'v2', 10 FROM generate_series(2, 4) i;
+-- (a table is moved to another program by untracking it first: tracking it
+-- for B while it is tracked for A adds a tracking, test/pgtap/multi_program.sql)
+SELECT loyalty.untrack_purchases('moved_orders') \g /dev/null
 SELECT loyalty.track_purchases('moved_orders', 'customer', 'total', program => 'p21b') \g /dev/null
 UPDATE moved_orders SET total = 40 WHERE id = 1;
 UPDATE moved_orders SET total = 20 WHERE id IN (2, 3);

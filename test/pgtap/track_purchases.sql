@@ -86,8 +86,9 @@ SELECT results_eq($$SELECT program_id, member_column::text COLLATE "default", am
 		FROM loyalty.programs WHERE code = 'main'$$,
 	'the configuration: default program, the primary key as reference, the default reversed statuses');
 SELECT bag_eq($$SELECT tgname::text COLLATE "default" FROM pg_trigger WHERE tgrelid = 'orders'::regclass$$,
-	$$VALUES ('loyalty_purchase_insert'), ('loyalty_purchase_change')$$,
-	'two triggers are attached');
+	$$SELECT 'loyalty_purchase_' || t || '_' || id FROM loyalty.tracked_tables, unnest('{insert,change}'::text[]) t
+		WHERE table_name = 'orders'::regclass$$,
+	'two triggers are attached, named with the tracking id');
 SELECT is((SELECT count(*) FROM loyalty.ledger), 0::bigint, 'the row already in the table was not awarded');
 
 ------------------------------------------------------------------------------
@@ -268,7 +269,8 @@ SELECT is((SELECT count(*) FROM loyalty.members WHERE member_key = 'stranger'), 
 SELECT is((SELECT count(*) FROM pg_temp.awards('corders')), 1::bigint, 'and earns nothing');
 
 ------------------------------------------------------------------------------
--- tracked again for another program: a purchase awarded before is corrected
+-- moved to another program (untracked, then tracked for it): a purchase
+-- awarded before is corrected
 -- in the program that awarded it, never paid in both
 ------------------------------------------------------------------------------
 CREATE TABLE rorders (id int PRIMARY KEY, customer text, amount numeric, at timestamptz, status text);
@@ -280,6 +282,8 @@ $$;
 SELECT loyalty.track_purchases('rorders', 'customer', 'amount', 'at', status_column => 'status') \g /dev/null
 INSERT INTO rorders VALUES (1, 'q', 10, '2025-03-10 10:00+00', 'paid');
 INSERT INTO rorders SELECT i, 'q', 10, '2025-03-10 10:00+00', 'paid' FROM generate_series(2, 3) i;
+-- moved: untracked, then tracked for berlin, which takes over the tracking
+SELECT loyalty.untrack_purchases('rorders') \g /dev/null
 SELECT loyalty.track_purchases('rorders', 'customer', 'amount', 'at', status_column => 'status',
 							   program => 'berlin') \g /dev/null
 UPDATE rorders SET status = 'refunded' WHERE id = 1;
