@@ -3,27 +3,9 @@
 -- triggers), partitioned ones an UPDATE statement trigger for rows moved to
 -- another partition, and an event trigger keeps partitions created,
 -- attached or detached later in line (docs/concepts.md, Automatic accrual).
-
-CREATE OR REPLACE FUNCTION loyalty._drop_triggers(tbl regclass) RETURNS void
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t record;
-BEGIN
-	-- the table's, and the statement triggers of its partitions (the row
-	-- trigger's clones go with the table's)
-	FOR t IN SELECT g.tgname, g.tgrelid::regclass AS rel FROM pg_trigger g
-			  WHERE (g.tgrelid = tbl AND g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_change',
-													  'loyalty_purchase_moves'))
-				 OR (g.tgrelid IN (SELECT relid FROM pg_partition_tree(tbl) WHERE relid <> tbl)
-					 AND g.tgname IN ('loyalty_purchase_insert', 'loyalty_purchase_moves')
-					 AND g.tgfoid = 'loyalty.purchase_insert()'::regprocedure)
-	LOOP
-		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
-	END LOOP;
-END
-$$;
+-- Only what this step runs is defined here (the event trigger and the
+-- triggers of tables tracked before); track_purchases and _drop_triggers
+-- come with the rest of sql/src at the end of this script (the Makefile).
 
 -- A statement trigger on a partitioned table fires only for statements
 -- that name it: an INSERT straight into a partition fires the partition's.
@@ -57,47 +39,6 @@ BEGIN
 					   ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
 					   t.name, t.event, t.relid::regclass, track_id);
 	END LOOP;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION loyalty.track_purchases(
-	tbl regclass,
-	member_column name,
-	amount_column name,
-	time_column name DEFAULT NULL,
-	reference_columns name[] DEFAULT NULL,
-	status_column name DEFAULT NULL,
-	reversed_statuses text[] DEFAULT '{refunded,cancelled}',
-	channel_column name DEFAULT NULL,
-	category_column name DEFAULT NULL,
-	store_column name DEFAULT NULL,
-	program text DEFAULT NULL)
-	RETURNS integer
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, loyalty, pg_temp
-AS $$
-DECLARE
-	p loyalty.programs := loyalty._program(program);
-	track_id integer;
-BEGIN
-	IF tbl IS NULL OR member_column IS NULL OR amount_column IS NULL THEN
-		RAISE EXCEPTION 'table, member column and amount column are required' USING ERRCODE = '22004';
-	END IF;
-	-- reference_columns NULL: the primary key's
-	track_id := loyalty._tracked_table_save(tbl, p.id, member_column, amount_column, time_column,
-											reference_columns, status_column,
-											coalesce(reversed_statuses, '{}'), channel_column,
-											category_column, store_column);
-	PERFORM loyalty._drop_triggers(tbl);
-	EXECUTE format('CREATE TRIGGER loyalty_purchase_insert AFTER INSERT ON %s'
-				   ' REFERENCING NEW TABLE AS loyalty_new_purchases'
-				   ' FOR EACH STATEMENT EXECUTE FUNCTION loyalty.purchase_insert(%L)',
-				   tbl, track_id);
-	EXECUTE format('CREATE TRIGGER loyalty_purchase_change AFTER UPDATE OR DELETE ON %s'
-				   ' FOR EACH ROW EXECUTE FUNCTION loyalty.purchase_change(%L)',
-				   tbl, track_id);
-	PERFORM loyalty._partition_triggers(tbl, track_id);
-	RETURN track_id;
 END
 $$;
 

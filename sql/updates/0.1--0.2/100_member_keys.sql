@@ -39,7 +39,6 @@ DROP FUNCTION loyalty._settle_lots(integer, bigint, loyalty.lots, timestamptz);
 DROP FUNCTION loyalty._expire_inactive(integer, bigint, loyalty.lots, timestamptz);
 DROP FUNCTION loyalty._replayed(loyalty.programs, text, text, bigint, bigint);
 DROP FUNCTION loyalty._append(loyalty.programs, bigint, text, bigint, loyalty.lots, text, text, timestamptz);
-DROP FUNCTION loyalty._reference_unused(loyalty.programs, text, bigint, text);
 DROP FUNCTION loyalty._tier_upgrade(bigint, text, timestamptz);
 DROP FUNCTION loyalty._lots_now(bigint);
 DROP FUNCTION loyalty._maintain_lots(timestamptz, integer, bigint, bigint);
