@@ -421,6 +421,7 @@ member_ranges(int32 batch_size)
 		Size		size;
 		MaintShared *shared;
 		char	   *key_at;
+		char	  **bound_keys;
 
 		if (SPI_execute_with_args("SELECT program_id, member_key FROM"
 								  " (SELECT program_id, member_key,"
@@ -431,11 +432,11 @@ member_ranges(int32 batch_size)
 			elog(ERROR, "could not read the members' ranges");
 		if (SPI_processed >= PG_UINT32_MAX / sizeof(Bound))
 			elog(ERROR, "too many maintenance ranges: pass a larger batch_size");
+		bound_keys = palloc(sizeof(char *) * Max(SPI_processed, 1));
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-
-			keys += strlen(key) + 1;
+			bound_keys[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			keys += strlen(bound_keys[i]) + 1;
 			if (keys >= PG_UINT32_MAX)
 				elog(ERROR, "the maintenance ranges' keys take more than 4 GB: pass a larger batch_size");
 		}
@@ -448,13 +449,12 @@ member_ranges(int32 batch_size)
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
-			char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-			Size		len = strlen(key) + 1;
+			Size		len = strlen(bound_keys[i]) + 1;
 
 			BOUNDS(shared)[i].program_id =
 				DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 			BOUNDS(shared)[i].key_offset = (uint32) (key_at - (char *) (BOUNDS(shared) + shared->nbounds));
-			memcpy(key_at, key, len);
+			memcpy(key_at, bound_keys[i], len);
 			key_at += len;
 		}
 	}

@@ -209,7 +209,7 @@ extern void loyalty_write_upgrades(ProgramConf *prog, MemberState *m);
 
 /* purchase_change.c */
 extern void loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award,
-									Purchase *undo, const char *reason);
+									Purchase *undo, const char *reason, const char *moved_from);
 
 /* purchase_write.c */
 extern int	loyalty_cstring_ptr_cmp(const void *a, const void *b);

@@ -113,14 +113,12 @@ awarded_by_other(TrackCols *tc, const char *member_key, const char *reference)
 }
 
 /*
- * The member a purchase is being moved from by the UPDATE at hand (NULL:
- * none): the new member's award then says "purchase moved".
+ * The purchase was awarded to the member it is moved from by the UPDATE at
+ * hand (moved_from NULL: none): the new member's award then says
+ * "purchase moved".
  */
-static const char *moved_from = NULL;
-
-/* The purchase was awarded to the member it is moved from. */
 static bool
-awarded_elsewhere(TrackCols *tc, const char *reference)
+awarded_elsewhere(TrackCols *tc, const char *moved_from, const char *reference)
 {
 	return moved_from != NULL && award_program(tc, moved_from, reference) != 0;
 }
@@ -169,7 +167,7 @@ read_row(Relation rel, TupleDesc desc, HeapTuple tuple, const TrackCols *track, 
 static int64
 settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *reference,
 				 TimestampTz at, const ExpirySpec *expiry, int64 target, const char *reason,
-				 const PurchaseFacts *caps, int64 *net_before)
+				 const PurchaseFacts *caps, int64 *net_before, const char *moved_from)
 {
 	LotsBuf		own;
 	bool		has_initial;
@@ -203,7 +201,8 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 								 "purchase amount changed", at);
 		else
 			loyalty_insert_entry(tc, m, kind, diff, lots, reference,
-								 awarded_elsewhere(tc, reference) ? "purchase moved" : NULL, at);
+								 awarded_elsewhere(tc, moved_from, reference) ? "purchase moved" : NULL,
+								 at);
 		lotsbuf_from_lots(&delta, lots);
 		lotsbuf_merge(&m->lots, &delta);
 		m->dirty = true;
@@ -237,11 +236,12 @@ settle_reference(TrackCols *tc, ProgramConf *prog, MemberState *m, const char *r
 /*
  * Bring a purchase's award to what it should be now (award) or to nothing,
  * and its activity with it: "undo" is the version of the purchase counted
- * so far (NULL when none was), taken out of the activity of its month.
+ * so far (NULL when none was), taken out of the activity of its month;
+ * "moved_from" the member an UPDATE moves it from (NULL: none).
  */
 void
 loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool award, Purchase *undo,
-						const char *reason)
+						const char *reason, const char *moved_from)
 {
 	MemberState m;
 	PurchaseEarning e = {.expiry = &prog->expiry, .bonus_expiry = &prog->expiry};
@@ -273,7 +273,7 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 	 * program's, is not used.)
 	 */
 	moved = settle_reference(tc, prog, &m, p->reference, p->facts.at, e.expiry, target, reason,
-							 &p->facts, &was);
+							 &p->facts, &was, moved_from);
 	now = was + moved;
 	if (target == 0)
 	{
@@ -281,7 +281,8 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 		moved = loyalty_add_points(moved,
 								   settle_reference(tc, prog, &m,
 													psprintf("%s%s", p->reference, BONUS_SUFFIX),
-													p->facts.at, &prog->expiry, 0, reason, NULL, NULL));
+													p->facts.at, &prog->expiry, 0, reason, NULL, NULL,
+													moved_from));
 	}
 	else if (!m.had_purchase)
 	{
@@ -290,7 +291,8 @@ loyalty_settle_purchase(TrackCols *tc, ProgramConf *prog, Purchase *p, bool awar
 									   settle_reference(tc, prog, &m,
 														psprintf("%s%s", p->reference, BONUS_SUFFIX),
 														p->facts.at, e.bonus_expiry, e.bonus,
-														"first-purchase bonus", NULL, NULL));
+														"first-purchase bonus", NULL, NULL,
+														moved_from));
 		m.had_purchase = true;
 		m.first_purchase_at = p->facts.at;
 		m.dirty = true;
@@ -356,22 +358,12 @@ correct_purchase(bool has_old, TrackCols *oldtc, ProgramConf *oldprog, Purchase 
 		loyalty_lock_members(oldtc, false, both, 2);
 	}
 	if (has_old && !same)
-		loyalty_settle_purchase(oldtc, oldprog, oldp, false, oldp, "purchase moved");
+		loyalty_settle_purchase(oldtc, oldprog, oldp, false, oldp, "purchase moved", NULL);
 	if (has_new)
-	{
-		moved_from = has_old && strcmp(oldp->member_key, newp->member_key) != 0 ?
-			oldp->member_key : NULL;
-		PG_TRY();
-		{
-			loyalty_settle_purchase(newtc, newprog, newp, true, same ? oldp : NULL,
-									newp->facts.reversed ? "purchase refunded" : "purchase amount changed");
-		}
-		PG_FINALLY();
-		{
-			moved_from = NULL;
-		}
-		PG_END_TRY();
-	}
+		loyalty_settle_purchase(newtc, newprog, newp, true, same ? oldp : NULL,
+								newp->facts.reversed ? "purchase refunded" : "purchase amount changed",
+								has_old && strcmp(oldp->member_key, newp->member_key) != 0 ?
+								oldp->member_key : NULL);
 }
 
 /*
@@ -452,7 +444,7 @@ loyalty_purchase_change(PG_FUNCTION_ARGS)
 		if (moved && !new_foreign)
 			correct_purchase(has_old, &oldtc, oldprog, &oldp, true, &newtc, newprog, &newp);
 		else if (has_old)
-			loyalty_settle_purchase(&oldtc, oldprog, &oldp, false, &oldp, "purchase deleted");
+			loyalty_settle_purchase(&oldtc, oldprog, &oldp, false, &oldp, "purchase deleted", NULL);
 	}
 	else
 		correct_purchase(has_old, &oldtc, oldprog, &oldp, has_new, &newtc, newprog, &newp);

@@ -137,7 +137,7 @@ award_reinserted(TrackCols *tc, ProgramConf *prog, Purchase *purchases, int npur
 		}
 		if (lo < npurchases && strcmp(byref[lo]->reference, back[i]) == 0 &&
 			strcmp(byref[lo]->member_key, back_key[i]) == 0 && !byref[lo]->facts.duplicate)
-			loyalty_settle_purchase(tc, prog, byref[lo], true, NULL, REASON_REINSERTED);
+			loyalty_settle_purchase(tc, prog, byref[lo], true, NULL, REASON_REINSERTED, NULL);
 	}
 }
 
